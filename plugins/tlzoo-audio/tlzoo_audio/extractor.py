@@ -1,0 +1,175 @@
+"""Audio feature extractor: any ``AutoModel`` audio backbone + its feature extractor."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import soundfile
+import torch
+
+from tlzoo.errors import ConfigurationError, UnreadableExampleError
+from tlzoo.features import FeatureExtractor, load_backbone
+
+POOLINGS = ("auto", "mean", "pooler")
+
+
+def _read(value: Any) -> tuple[np.ndarray, int | None, str | None]:
+    """Samples (any shape), their rate (``None``: the model's), and a file name."""
+    if isinstance(value, dict) and "array" in value:
+        return np.asarray(value["array"]), value.get("sampling_rate"), value.get("path")
+    if isinstance(value, dict):
+        name = value.get("path")
+        source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else name
+        data, rate = soundfile.read(source, dtype="float32", always_2d=True)
+        return data.T, rate, name
+    if isinstance(value, str | os.PathLike):
+        data, rate = soundfile.read(os.fspath(value), dtype="float32", always_2d=True)
+        return data.T, rate, os.fspath(value)
+    if hasattr(value, "get_all_samples"):  # datasets' torchcodec AudioDecoder
+        samples = value.get_all_samples()
+        return samples.data.numpy(), int(samples.sample_rate), None
+    if isinstance(value, np.ndarray | list | torch.Tensor):
+        return np.asarray(value, dtype=np.float32), None, None
+    raise TypeError(f"expected an array, a datasets Audio value or a file path, got {type(value).__name__}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict) and value.get("path"):
+        return f"audio file {value['path']!r}"
+    if isinstance(value, str | os.PathLike):
+        return f"audio file {os.fspath(value)!r}"
+    return "an audio clip"
+
+
+def load_audio(value: Any, sampling_rate: int) -> np.ndarray:
+    """Decode one clip to mono float32 samples at *sampling_rate* (resampled with soxr)."""
+    try:
+        data, rate, _ = _read(value)
+    except (OSError, RuntimeError, TypeError, ValueError, soundfile.LibsndfileError) as exc:
+        raise UnreadableExampleError(f"Cannot read {_describe(value)}: {exc}") from exc
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 2:  # mix channels to mono; the channel axis is the short one
+        data = data.mean(axis=0 if data.shape[0] <= data.shape[1] else 1)
+    if data.ndim != 1 or data.size == 0:
+        raise UnreadableExampleError(f"Cannot read {_describe(value)}: expected mono or multi-channel samples, got shape {data.shape}.")
+    if rate is not None and rate != sampling_rate:
+        import soxr
+
+        data = soxr.resample(data, rate, sampling_rate).astype(np.float32)
+    return data
+
+
+def check_audio(value: Any) -> None:
+    """Check a clip can be read without decoding all of it when it is a file."""
+    try:
+        if isinstance(value, str | os.PathLike):
+            soundfile.info(os.fspath(value))
+        elif isinstance(value, dict) and "array" not in value:
+            source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value.get("path")
+            soundfile.info(source)
+        else:
+            _read(value)
+    except (OSError, RuntimeError, TypeError, ValueError, KeyError, soundfile.LibsndfileError) as exc:
+        raise UnreadableExampleError(f"Cannot read {_describe(value)}: {exc}") from exc
+
+
+class AudioFeatureExtractor(FeatureExtractor):
+    """Features of audio clips: the mean over valid frames, or AST's pooled output."""
+
+    modality = "audio"
+
+    @classmethod
+    def from_pretrained(
+        cls, source: str, *, revision: str | None = None, token: str | bool | None = None, pooling: str = "auto"
+    ) -> AudioFeatureExtractor:
+        """Load backbone and feature extractor of a Hub id or local folder."""
+        from transformers import AutoConfig, AutoFeatureExtractor
+
+        if pooling not in POOLINGS:
+            raise ConfigurationError(f"Unknown audio pooling {pooling!r}; expected one of {', '.join(POOLINGS)}.")
+        config = AutoConfig.from_pretrained(source, revision=revision, token=token)
+        if config.model_type == "whisper":  # keep only the encoder of an encoder-decoder
+            from transformers import WhisperModel
+            from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+            if (config.architectures or [""])[0] == "WhisperEncoder":
+                backbone = WhisperEncoder.from_pretrained(source, revision=revision, token=token)
+            else:
+                backbone = WhisperModel.from_pretrained(source, revision=revision, token=token).get_encoder()
+        else:
+            backbone = load_backbone(source, revision=revision, token=token)
+        processor = AutoFeatureExtractor.from_pretrained(source, revision=revision, token=token)
+        return cls(backbone, processor, source=source, revision=revision, pooling=pooling)
+
+    @property
+    def sampling_rate(self) -> int:
+        """The rate the model was trained at; every clip is resampled to it."""
+        return int(self.processor.sampling_rate)
+
+    @property
+    def feature_size(self) -> int:
+        config = self.backbone.config
+        return int(getattr(config, "d_model", None) or config.hidden_size)
+
+    @property
+    def _is_whisper(self) -> bool:
+        return self.backbone.config.model_type == "whisper"
+
+    @property
+    def _needs_unpadded(self) -> bool:
+        # Group-norm convolutions (wav2vec2-base) see padding; run those clips one by one.
+        return getattr(self.backbone.config, "feat_extract_norm", None) == "group"
+
+    def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
+        clips = [load_audio(v, self.sampling_rate) for v in values]
+        kwargs: dict[str, Any] = {"sampling_rate": self.sampling_rate, "return_tensors": "pt"}
+        if self._is_whisper:
+            kwargs["return_attention_mask"] = True
+        elif self.backbone.config.model_type != "audio-spectrogram-transformer":
+            kwargs.update(padding=True, return_attention_mask=True)
+        batch = dict(self.processor(clips, **kwargs))
+        batch["tlzoo_lengths"] = torch.tensor([len(c) for c in clips])
+        return batch
+
+    def backbone_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = super().backbone_inputs(batch)
+        if self._is_whisper:
+            inputs.pop("attention_mask", None)
+        return inputs
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        if self._needs_unpadded and "input_values" in batch and len(batch["input_values"]) > 1:
+            parts = []
+            for i, length in enumerate(batch["tlzoo_lengths"].tolist()):
+                one = {"input_values": batch["input_values"][i : i + 1, :length], "tlzoo_lengths": batch["tlzoo_lengths"][i : i + 1]}
+                parts.append(super().forward(**one))
+            return torch.cat(parts)
+        return super().forward(**batch)
+
+    def pool(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        pooled = getattr(outputs, "pooler_output", None)
+        if self.pooling == "pooler" or (self.pooling == "auto" and pooled is not None):
+            if pooled is None:
+                raise ConfigurationError(f"{self.source!r} has no pooled output; use pooling='mean'.")
+            return pooled
+        hidden = outputs.last_hidden_state
+        mask = self._frame_mask(hidden, batch)
+        if mask is None:
+            return hidden.mean(dim=1)
+        mask = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    def _frame_mask(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        frames = hidden.shape[1]
+        if self._is_whisper and "attention_mask" in batch:  # mel-frame mask, the encoder halves time
+            return batch["attention_mask"][:, ::2][:, :frames].bool()
+        attention_mask = batch.get("attention_mask")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(batch["input_values"], dtype=torch.long) if "input_values" in batch else None
+        if attention_mask is not None and hasattr(self.backbone, "_get_feature_vector_attention_mask"):
+            return self.backbone._get_feature_vector_attention_mask(frames, attention_mask).bool()
+        return None

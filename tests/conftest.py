@@ -1,0 +1,86 @@
+"""Test-suite set-up: offline by construction, tiny models, no leaked plugins.
+
+The environment is set before any Hugging Face library is imported: the Hub
+endpoint points at a closed loopback port, so a stray download fails at once
+instead of reaching the internet, and a socket guard refuses any connection
+that is not to the loopback interface.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+_HOME = tempfile.mkdtemp(prefix="tlzoo-tests-")
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HOME"] = os.path.join(_HOME, "hf")
+os.environ["TLZOO_CACHE"] = os.path.join(_HOME, "tlzoo-cache")
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["HF_EVALUATE_OFFLINE"] = "1"
+os.environ["MPLBACKEND"] = "Agg"
+os.environ.pop("TLZOO_LOAD_PLUGINS", None)
+os.environ.pop("TLZOO_REGISTRY", None)
+
+import pytest  # noqa: E402
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> Any:
+    host = address[0] if isinstance(address, tuple) else address
+    if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConnectionRefusedError(f"tests may not reach the network (tried {address!r})")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def register_plugin() -> Iterator[Callable[..., str]]:
+    """Register plugins for one test; they are unregistered afterwards."""
+    from tlzoo import plugins
+
+    names: list[str] = []
+
+    def register(plugin: Any, name: str | None = None) -> str:
+        registered = plugins.register_plugin(plugin, name=name)
+        names.append(registered)
+        return registered
+
+    try:
+        yield register
+    finally:
+        for name in names:
+            plugins.unregister_plugin(name)
+        plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``tiny_models("vit")`` builds (once per session) a tiny model folder."""
+    from tlzoo import testing
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = testing.build_tiny(name, root / name)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture
+def feature_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty feature cache for one test."""
+    path = tmp_path / "feature-cache"
+    monkeypatch.setenv("TLZOO_CACHE", str(path))
+    return path

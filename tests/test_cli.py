@@ -1,0 +1,72 @@
+"""The CLI's zoo and plugin commands, exit codes and help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tlzoo.cli import build_parser, main
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tlzoo", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_models_table_and_json(capsys: Any) -> None:
+    assert main(["models", "*vit*", "--modality", "image"]) == 0
+    out = capsys.readouterr().out
+    assert "vit-base-in21k" in out and "google/vit-base-patch16-224-in21k" in out and "86M" in out
+    assert main(["models", "--modality", "audio", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["modality"] for d in data} == {"audio"} and len(data) >= 5
+    assert main(["models", "nothing-like-this*"]) == 0
+    assert "No source models match" in capsys.readouterr().out
+
+
+def test_plugins_json(capsys: Any) -> None:
+    assert main(["plugins", "--json"]) == 0
+    data = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert data["text"]["modalities"] == ["text"] and data["text"]["error"] is None
+
+
+def test_usage_error_exits_2_and_tlzoo_error_exits_1(tmp_path: Path) -> None:
+    bad = run("models", "--no-such-flag")
+    assert bad.returncode == 2 and "unrecognized arguments" in bad.stderr
+    registry = tmp_path / "r.yaml"
+    registry.write_text("models: 3\n")
+    failed = run("models", "--registry", str(registry))
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("Error: ") and "Traceback" not in failed.stderr
+    debug = run("--debug", "models", "--registry", str(registry))
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_every_command_has_help_with_examples() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"models", "plugins", "install", "uninstall"} <= set(sub.choices)
+    for name, command in sub.choices.items():
+        assert "examples:" in (command.epilog or ""), name
+        assert command.description, name
+
+
+def test_help_is_fast() -> None:
+    out = run("--help")
+    assert out.returncode == 0 and "tlzoo" in out.stdout
+    # not a timing assertion: heavy libraries must simply not be imported
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, tlzoo, tlzoo.cli; tlzoo.cli.build_parser();"
+         "print(sorted(m for m in ('torch','transformers','datasets','accelerate') if m in sys.modules))"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert probe.stdout.strip() == "[]", probe.stdout
+
+
+@pytest.mark.parametrize("args", [["models"], ["plugins"]])
+def test_console_script_entry_point(args: list[str]) -> None:
+    assert run(*args).returncode == 0

@@ -1,0 +1,54 @@
+"""tlzoo: adapt pretrained Hugging Face Hub models to your own task in one call.
+
+>>> import tlzoo
+>>> result = tlzoo.adapt("google/vit-base-patch16-224-in21k", "my_images/")  # doctest: +SKIP
+>>> result.metrics["test"]["accuracy"]  # doctest: +SKIP
+
+Heavy libraries (torch, transformers, datasets) are imported only when a
+function that needs them is called, so ``import tlzoo`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tlzoo.errors import TlzooError
+from tlzoo.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdaptResult",
+    "AdaptedModel",
+    "TlzooError",
+    "adapt",
+    "hookimpl",
+    "list_models",
+    "load",
+    "resolve_source",
+]
+
+_LAZY = {
+    "adapt": ("tlzoo.workflow", "adapt"),
+    "AdaptResult": ("tlzoo.workflow", "AdaptResult"),
+    "AdaptedModel": ("tlzoo.model", "AdaptedModel"),
+    "load": ("tlzoo.model", "load"),
+    "list_models": ("tlzoo.registry", "list_models"),
+    "resolve_source": ("tlzoo.registry", "resolve_source"),
+}
+
+if TYPE_CHECKING:
+    from tlzoo.workflow import AdaptResult, adapt
+    from tlzoo.model import AdaptedModel, load
+    from tlzoo.registry import list_models, resolve_source
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tlzoo' has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""The ``tlzoo`` command line.
+
+Exit codes: 0 success, 2 usage error (bad arguments), 1 any other error. Errors
+print only their message; ``--debug`` shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from tlzoo.cli import commands
+
+logger = logging.getLogger("tlzoo")
+
+EPILOG = """\
+examples:
+  tlzoo models '*vit*' --modality image      # source models in the zoo
+  tlzoo adapt all-minilm-l6-v2 reviews.csv --label-column sentiment -o out
+  tlzoo predict out/model photo.jpg          # labels and scores
+  tlzoo push out/model me/my-model           # publish on the Hub
+  tlzoo demo                                 # transfer learning, offline, in minutes
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``tlzoo`` command."""
+    parser = argparse.ArgumentParser(
+        prog="tlzoo",
+        description="Adapt pretrained Hugging Face Hub models (image, audio, text) to your own task.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in commands.REGISTERS:
+        register(sub)
+    return parser
+
+
+def _version() -> str:
+    from tlzoo import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (also used by the console script)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
+    if not args.debug:
+        for noisy in ("transformers", "datasets", "accelerate", "huggingface_hub", "httpx", "filelock", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    from tlzoo.errors import TlzooError
+
+    try:
+        return int(args.func(args) or 0)
+    except commands.UsageError as exc:
+        parser.error(str(exc))  # exits 2
+    except TlzooError as exc:
+        if args.debug:
+            logger.exception("tlzoo failed")
+        sys.stderr.write(f"Error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130
+    except Exception as exc:  # unexpected: still one line unless --debug
+        if args.debug:
+            raise
+        sys.stderr.write(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Task layers: the new head put on top of a source model's features.
+
+A head factory is any callable ``factory(in_features, task, **options) ->
+torch.nn.Module``. The module maps features ``[batch, in_features]`` to
+``[batch, task.num_outputs]`` (logits for classification, values for
+regression). The core registers ``linear`` and ``mlp``; plugins add more with
+the ``register_heads`` hook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from tlzoo.errors import ConfigurationError, did_you_mean
+
+if TYPE_CHECKING:
+    from torch import nn
+
+TASKS = ("single_label_classification", "multi_label_classification", "regression")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the head must predict.
+
+    :param problem_type: one of ``single_label_classification``,
+        ``multi_label_classification`` or ``regression`` (transformers' names).
+    :param num_labels: classes for classification, outputs for regression.
+    """
+
+    problem_type: str
+    num_labels: int
+
+    def __post_init__(self) -> None:
+        if self.problem_type not in TASKS:
+            raise ConfigurationError(f"Unknown task {self.problem_type!r}; expected one of {', '.join(TASKS)}.")
+        if self.num_labels < 1:
+            raise ConfigurationError(f"A task needs at least one output, got num_labels={self.num_labels}.")
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of the head's output."""
+        return self.num_labels
+
+
+@runtime_checkable
+class HeadFactory(Protocol):
+    """Builds a head: ``factory(in_features, task, **options) -> nn.Module``."""
+
+    def __call__(self, in_features: int, task: TaskSpec, **options: Any) -> nn.Module: ...
+
+
+class LinearHeadFactory:
+    """One linear layer (optionally after dropout): the classic linear probe head."""
+
+    def __call__(self, in_features: int, task: TaskSpec, *, dropout: float = 0.0) -> nn.Module:
+        from torch import nn
+
+        linear = nn.Linear(in_features, task.num_outputs)
+        if dropout:
+            return nn.Sequential(nn.Dropout(dropout), linear)
+        return linear
+
+
+class MLPHeadFactory:
+    """Two linear layers with a GELU and dropout between them."""
+
+    def __call__(
+        self, in_features: int, task: TaskSpec, *, hidden_size: int = 256, dropout: float = 0.1
+    ) -> nn.Module:
+        from torch import nn
+
+        return nn.Sequential(
+            nn.Linear(in_features, hidden_size),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_size, task.num_outputs),
+        )
+
+
+def parse_head(head: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Split ``"mlp"`` or ``{"name": "mlp", "hidden_size": 64}`` into name and options."""
+    if isinstance(head, str):
+        return head, {}
+    if isinstance(head, dict) and isinstance(head.get("name"), str):
+        options = dict(head)
+        return options.pop("name"), options
+    raise ConfigurationError(f"head must be a name like 'linear' or a dict with a 'name' key, got {head!r}.")
+
+
+def get_head_factory(name: str) -> HeadFactory:
+    """The registered head factory called *name* (close matches in the error)."""
+    from tlzoo.plugins import head_factories
+
+    factories = head_factories()
+    if name not in factories:
+        raise ConfigurationError(
+            f"Unknown head {name!r}; registered heads: {', '.join(sorted(factories))}." + did_you_mean(name, factories)
+        )
+    return factories[name]
+
+
+def build_head(head: str | dict[str, Any], in_features: int, task: TaskSpec) -> nn.Module:
+    """Build the head described by *head* for *task* on *in_features* inputs."""
+    name, options = parse_head(head)
+    factory = get_head_factory(name)
+    try:
+        return factory(in_features, task, **options)
+    except TypeError as exc:
+        raise ConfigurationError(f"Head {name!r} does not accept options {options}: {exc}") from exc
