@@ -84,3 +84,52 @@ def feature_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "feature-cache"
     monkeypatch.setenv("TLZOO_CACHE", str(path))
     return path
+
+
+# --- made-up target tasks that a tiny model can learn -------------------------------------
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def colour_images(n_per_class: int, seed: int = 0) -> Any:
+    """Noisy images whose label is their dominant colour."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for i in range(n_per_class * len(COLOURS)):
+        name = list(COLOURS)[i % len(COLOURS)]
+        centre = np.array(COLOURS[name]) + rng.normal(0, 30, 3)
+        pixels = np.clip(rng.normal(0, 40, (32, 32, 3)) + centre, 0, 255).astype(np.uint8)
+        images.append(Image.fromarray(pixels))
+        labels.append(name)
+    return datasets.Dataset.from_dict({"image": images, "label": labels}).cast_column("image", datasets.Image())
+
+
+def keyword_sentences(n_per_class: int, seed: int = 0) -> Any:
+    """Short sentences of class keywords and a few filler words."""
+    import datasets
+    import numpy as np
+
+    from tlzoo.synthetic import DEFAULT_SENTENCE_CLASSES, FILLER_WORDS
+
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    names = list(DEFAULT_SENTENCE_CLASSES)
+    for i in range(n_per_class * len(names)):
+        name = names[i % len(names)]
+        words = list(rng.choice(DEFAULT_SENTENCE_CLASSES[name], 4)) + list(rng.choice(FILLER_WORDS, 2))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(name)
+    return datasets.Dataset.from_dict({"text": texts, "label": labels})
+
+
+@pytest.fixture(scope="session")
+def wide_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT wide enough (128) for random features to separate keyword classes."""
+    from tlzoo import testing
+
+    return testing.build_tiny_bert(tmp_path_factory.mktemp("wide-bert") / "bert", hidden_size=128,
+                                   num_attention_heads=2, intermediate_size=128)

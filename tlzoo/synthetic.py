@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import numbers
 import os
 import shutil
 import subprocess
@@ -68,6 +69,10 @@ __all__ = [
 
 
 def _check_classes(names: Sequence[str], what: str) -> list[str]:
+    if isinstance(names, str):
+        raise ValueError(
+            f"{what}: classes must be a sequence of names, not one string ({names!r}); write ({names!r},)."
+        )
     names = [str(n) for n in names]
     if not names:
         raise ValueError(f"{what}: at least one class is needed, got none.")
@@ -78,9 +83,9 @@ def _check_classes(names: Sequence[str], what: str) -> list[str]:
 
 
 def _check_count(n: int, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"{what} must be a positive integer, got {n!r}.")
-    return n
+    return int(n)
 
 
 def _label_order(n_classes: int, n_per_class: int, rng: np.random.Generator) -> list[int]:
@@ -159,11 +164,15 @@ def _rotate(points: list[tuple[float, float]], angle: float) -> list[tuple[float
 
 
 def _regular(n: int, radius: float, start: float = -math.pi / 2) -> list[tuple[float, float]]:
-    return [(radius * math.cos(start + 2 * math.pi * k / n), radius * math.sin(start + 2 * math.pi * k / n)) for k in range(n)]
+    angles = [start + 2 * math.pi * k / n for k in range(n)]
+    return [(radius * math.cos(a), radius * math.sin(a)) for a in angles]
 
 
-def _ellipse_pts(rx: float, ry: float, n: int = 48, t0: float = 0.0, t1: float = 2 * math.pi) -> list[tuple[float, float]]:
-    return [(rx * math.cos(t0 + (t1 - t0) * k / (n - 1)), ry * math.sin(t0 + (t1 - t0) * k / (n - 1))) for k in range(n)]
+def _ellipse_pts(
+    rx: float, ry: float, n: int = 48, t0: float = 0.0, t1: float = 2 * math.pi
+) -> list[tuple[float, float]]:
+    angles = [t0 + (t1 - t0) * k / (n - 1) for k in range(n)]
+    return [(rx * math.cos(a), ry * math.sin(a)) for a in angles]
 
 
 def _shape_polygons(name: str, r: float, rng: np.random.Generator) -> list[tuple[list[tuple[float, float]], int]]:
@@ -183,14 +192,17 @@ def _shape_polygons(name: str, r: float, rng: np.random.Generator) -> list[tuple
     if name == "semicircle":
         return [(_rotate(_ellipse_pts(r, r, 32, 0.0, math.pi), any_angle), 255)]
     if name == "crescent":
-        return [(_rotate(_ellipse_pts(r, r), any_angle), 255), (_rotate([(x + 0.5 * r, y) for x, y in _ellipse_pts(r * 0.85, r * 0.85)], any_angle), 0)]
+        bite = [(x + 0.5 * r, y) for x, y in _ellipse_pts(r * 0.85, r * 0.85)]
+        return [(_rotate(_ellipse_pts(r, r), any_angle), 255), (_rotate(bite, any_angle), 0)]
     if name == "square":
         return [(_rotate(_regular(4, r, math.pi / 4), small), 255)]
     if name == "frame":
-        return [(_rotate(_regular(4, r, math.pi / 4), small), 255), (_rotate(_regular(4, r - thick * 1.3, math.pi / 4), small), 0)]
+        inner = _regular(4, r - thick * 1.3, math.pi / 4)
+        return [(_rotate(_regular(4, r, math.pi / 4), small), 255), (_rotate(inner, small), 0)]
     if name == "rectangle":
         h = r * float(rng.uniform(0.4, 0.55))
-        return [(_rotate([(-r, -h), (r, -h), (r, h), (-r, h)], small + (math.pi / 2 if rng.random() < 0.5 else 0.0)), 255)]
+        upright = math.pi / 2 if rng.random() < 0.5 else 0.0
+        return [(_rotate([(-r, -h), (r, -h), (r, h), (-r, h)], small + upright), 255)]
     if name == "diamond":
         return [(_rotate(_regular(4, r, 0.0), small * 0.5), 255)]
     if name == "triangle":
@@ -395,7 +407,10 @@ def make_tones(
     _check_count(sampling_rate, "sampling_rate")
     bad = [f for f in freqs if not 0 < f * 1.03 < sampling_rate / 2]
     if bad:
-        raise ValueError(f"make_tones: frequencies must lie in (0, {sampling_rate / 2 / 1.03:g}) Hz for sampling_rate={sampling_rate}, got {bad}.")
+        raise ValueError(
+            f"make_tones: frequencies must lie in (0, {sampling_rate / 2 / 1.03:g}) Hz "
+            f"for sampling_rate={sampling_rate}, got {bad}."
+        )
     n_samples = round(duration * sampling_rate)
     if n_samples < 1:
         raise ValueError(f"make_tones: duration must be positive, got {duration}.")
@@ -445,11 +460,14 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def _espeak(exe: str, word: str, voice: str, speed: int, pitch: int, amplitude: int, workdir: str, index: int) -> tuple[np.ndarray, int]:
+def _espeak(exe: str, workdir: str, index: int, plan: Mapping[str, Any]) -> tuple[np.ndarray, int]:
+    """Say ``plan["word"]`` with espeak-ng into ``workdir/<index>.wav``; return (samples, rate)."""
     import soundfile as sf
 
+    word, voice = plan["word"], plan["voice"]
     out = os.path.join(workdir, f"{index}.wav")
-    cmd = [exe, "-w", out, "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", str(amplitude), "--stdin"]
+    cmd = [exe, "-w", out, "-v", voice, "-s", str(plan["speed"]), "-p", str(plan["pitch"])]
+    cmd += ["-a", str(plan["amplitude"]), "--stdin"]  # the word goes through stdin: no option parsing
     proc = subprocess.run(cmd, input=word.encode("utf-8"), capture_output=True, check=False)
     if proc.returncode != 0 or not os.path.exists(out):
         raise RuntimeError(
@@ -476,8 +494,8 @@ def make_spoken_words(
     minute), a pitch (15-85), an amplitude, 0-80 ms of leading and trailing
     silence and a little background noise, so the same word sounds different
     from example to example. espeak-ng runs in parallel threads (one
-    subprocess per example); about 100 words take a fraction of a second on
-    two cores. The espeak-ng output (22.05 kHz) is resampled to
+    subprocess per example, about 25-40 ms each): 100 clips take about 1 s
+    on two cores. The espeak-ng output (22.05 kHz) is resampled to
     ``sampling_rate`` with soxr. Clip lengths differ by word and speed.
 
     Args:
@@ -538,12 +556,7 @@ def make_spoken_words(
     workers = max(1, min(16, 2 * (os.cpu_count() or 1), len(plans)))
     with tempfile.TemporaryDirectory(prefix="tlzoo-espeak-") as workdir:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            raw = list(
-                pool.map(
-                    lambda ip: _espeak(exe, ip[1]["word"], ip[1]["voice"], ip[1]["speed"], ip[1]["pitch"], ip[1]["amplitude"], workdir, ip[0]),
-                    enumerate(plans),
-                )
-            )
+            raw = list(pool.map(lambda item: _espeak(exe, workdir, item[0], item[1]), enumerate(plans)))
 
     clips = []
     for plan, (samples, rate) in zip(plans, raw):
@@ -693,7 +706,9 @@ def make_sentences(
         raise ValueError(f"make_sentences: classes must map class names to keywords, got {type(source).__name__}.")
     for name, keywords in source.items():
         if isinstance(keywords, str):
-            raise ValueError(f"make_sentences: keywords of class {name!r} must be a sequence of strings, not one string.")
+            raise ValueError(
+                f"make_sentences: keywords of class {name!r} must be a sequence of strings, not one string."
+            )
         if not keywords:
             raise ValueError(f"make_sentences: class {name!r} has no keywords.")
     names = _check_classes(list(source), "make_sentences")

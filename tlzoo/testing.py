@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from transformers import PretrainedConfig
+    from transformers import PreTrainedConfig
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def _config(cls: type, defaults: Mapping[str, Any], overrides: Mapping[str, Any]
     return cls(**{**defaults, **overrides})
 
 
-def feature_size(config: PretrainedConfig) -> int:
+def feature_size(config: PreTrainedConfig) -> int:
     """The width of the features the base model of *config* outputs.
 
     ``hidden_size`` for transformers (``dim`` is mapped to it for DistilBERT,
@@ -406,7 +406,9 @@ def _speech_feature_extractor(sampling_rate: int) -> Any:
     )
 
 
-def build_tiny_wav2vec2(path: str | os.PathLike[str], *, sampling_rate: int = 16000, seed: int = 0, **overrides: Any) -> Path:
+def build_tiny_wav2vec2(
+    path: str | os.PathLike[str], *, sampling_rate: int = 16000, seed: int = 0, **overrides: Any
+) -> Path:
     """Build a tiny wav2vec 2.0 (``Wav2Vec2Model``) and its feature extractor in *path*.
 
     Defaults: hidden_size 32, 2 layers, 2 heads, intermediate_size 64; a
@@ -437,7 +439,9 @@ def build_tiny_wav2vec2(path: str | os.PathLike[str], *, sampling_rate: int = 16
     return _save(folder, model, _speech_feature_extractor(sampling_rate))
 
 
-def build_tiny_hubert(path: str | os.PathLike[str], *, sampling_rate: int = 16000, seed: int = 0, **overrides: Any) -> Path:
+def build_tiny_hubert(
+    path: str | os.PathLike[str], *, sampling_rate: int = 16000, seed: int = 0, **overrides: Any
+) -> Path:
     """Build a tiny HuBERT (``HubertModel``) and its feature extractor in *path*.
 
     Same sizes and feature extractor as :func:`build_tiny_wav2vec2`.
@@ -460,7 +464,9 @@ def build_tiny_hubert(path: str | os.PathLike[str], *, sampling_rate: int = 1600
     return _save(folder, model, _speech_feature_extractor(sampling_rate))
 
 
-def build_tiny_wavlm(path: str | os.PathLike[str], *, sampling_rate: int = 16000, seed: int = 0, **overrides: Any) -> Path:
+def build_tiny_wavlm(
+    path: str | os.PathLike[str], *, sampling_rate: int = 16000, seed: int = 0, **overrides: Any
+) -> Path:
     """Build a tiny WavLM (``WavLMModel``) and its feature extractor in *path*.
 
     Same sizes and feature extractor as :func:`build_tiny_wav2vec2`, plus
@@ -677,7 +683,12 @@ def build_tiny_bert(
 
     folder = _folder(path)
     tokenizer = _wordpiece_tokenizer("BertTokenizer", vocab, max_length)
-    defaults = {**_TINY_TRANSFORMER, "vocab_size": len(tokenizer), "max_position_embeddings": max_length, "pad_token_id": tokenizer.pad_token_id}
+    defaults = {
+        **_TINY_TRANSFORMER,
+        "vocab_size": len(tokenizer),
+        "max_position_embeddings": max_length,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     config = _config(BertConfig, defaults, overrides)
     with _seeded(seed):
         model = BertModel(config)
@@ -852,6 +863,7 @@ def build_tiny(name: str, path: str | os.PathLike[str], **kwargs: Any) -> Path:
         from tlzoo.errors import did_you_mean
 
         raise ValueError(
-            f"No tiny model builder called {name!r}; known: {', '.join(TINY_BUILDERS)}.{did_you_mean(name, TINY_BUILDERS)}"
+            f"No tiny model builder called {name!r}; known: {', '.join(TINY_BUILDERS)}."
+            + did_you_mean(name, TINY_BUILDERS)
         ) from None
     return builder(path, **kwargs)

@@ -171,4 +171,10 @@ def register_install(sub: Any) -> None:
     p.set_defaults(func=cmd_uninstall)
 
 
-REGISTERS: list[Callable[[Any], None]] = [register_models, register_plugins, register_install]
+def _model_commands() -> list[Callable[[Any], None]]:
+    from tlzoo.cli.model_commands import register_adapt, register_predict, register_push
+
+    return [register_adapt, register_predict, register_push]
+
+
+REGISTERS: list[Callable[[Any], None]] = [*_model_commands(), register_models, register_plugins, register_install]

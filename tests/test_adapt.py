@@ -1,0 +1,101 @@
+"""adapt() end to end: each modality learns, with a linear probe and with fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import tlzoo
+from conftest import colour_images, keyword_sentences
+from tlzoo.features import FeatureExtractor
+
+
+def task_for(modality: str, tiny_models: Any, wide_bert: Path) -> tuple[Path, Any]:
+    from tlzoo.synthetic import make_tones
+
+    if modality == "image":
+        return tiny_models("vit"), colour_images(20)
+    if modality == "audio":
+        return tiny_models("wav2vec2"), make_tones(20, duration=0.25)
+    return wide_bert, keyword_sentences(40)
+
+
+@pytest.mark.parametrize(("strategy", "epochs", "lr"), [("linear_probe", 40, 1e-2), ("full", 6, 2e-3)])
+@pytest.mark.parametrize("modality", ["image", "audio", "text"])
+def test_each_modality_learns_a_made_up_task(modality: str, strategy: str, epochs: int, lr: float,
+                                             tiny_models: Any, wide_bert: Path, feature_cache: Path) -> None:
+    source, data = task_for(modality, tiny_models, wide_bert)
+    result = tlzoo.adapt(str(source), data, strategy=strategy, epochs=epochs, learning_rate=lr, batch_size=16,
+                         progress=False)
+    assert result.recipe["strategy"] == strategy
+    assert result.metrics["test"]["accuracy"] >= 0.9, result.metrics["test"]
+    assert result.metrics["test"]["num_examples"] == len(data) * 0.2
+    assert len(result.history) == epochs
+    assert set(result.metrics) == {"test", "validation"}
+    assert result.model.predict(data[0][result.recipe["data"]["input_column"]])["label"] in result.model.label_names
+
+
+class ForwardCounter:
+    def __init__(self) -> None:
+        self.examples = 0
+
+    def __enter__(self) -> ForwardCounter:
+        original = FeatureExtractor.__call__
+        counter = self
+
+        def counting(module: Any, *args: Any, **kwargs: Any) -> Any:
+            out = original(module, *args, **kwargs)
+            counter.examples += out.shape[0]
+            return out
+
+        self._patch = pytest.MonkeyPatch()
+        self._patch.setattr(FeatureExtractor, "__call__", counting)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._patch.undo()
+
+
+def test_linear_probe_runs_the_backbone_once_per_example_ever(tiny_models: Any, feature_cache: Path) -> None:
+    data = colour_images(10)
+    with ForwardCounter() as first:
+        result = tlzoo.adapt(str(tiny_models("vit")), data, strategy="linear_probe", epochs=10, progress=False)
+    assert first.examples == len(data)  # train + validation + test, once each, over 10 epochs
+    assert result.recipe["feature_cache"] == {"cached": 0, "computed": len(data)}
+    # another head, learning rate and epoch count on the same data: no backbone work at all
+    with ForwardCounter() as second:
+        again = tlzoo.adapt(str(tiny_models("vit")), data, strategy="linear_probe", epochs=3, learning_rate=0.05,
+                            head={"name": "mlp", "hidden_size": 8}, progress=False)
+    assert second.examples == 0
+    assert again.recipe["feature_cache"] == {"cached": len(data), "computed": 0}
+    assert any(feature_cache.rglob("*.npy"))
+
+
+def test_resume_continues_to_the_same_result(tiny_models: Any, tmp_path: Path, feature_cache: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    data = colour_images(8)
+    kwargs: dict[str, Any] = {"strategy": "full", "epochs": 3, "learning_rate": 1e-3, "batch_size": 8, "progress": False}
+    straight = tlzoo.adapt(str(tiny_models("vit")), data, output_dir=tmp_path / "straight", **kwargs)
+
+    from tlzoo import loop
+
+    def interrupt(phase: str, epoch: int) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "end_of_epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        tlzoo.adapt(str(tiny_models("vit")), data, output_dir=tmp_path / "resumed", **kwargs)
+    monkeypatch.undo()
+    assert (tmp_path / "resumed" / "checkpoints" / "fine_tune-epoch-0001").is_dir()
+    resumed = tlzoo.adapt(str(tiny_models("vit")), data, output_dir=tmp_path / "resumed", resume_from=True, **kwargs)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    for a, b in zip(straight.history, resumed.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    for (name, p), q in zip(straight.model.head.state_dict().items(), resumed.model.head.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
+    assert straight.metrics["test"]["accuracy"] == resumed.metrics["test"]["accuracy"]
+    assert straight.metrics["test"]["loss"] == pytest.approx(resumed.metrics["test"]["loss"], rel=1e-5)

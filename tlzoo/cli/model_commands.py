@@ -1,0 +1,191 @@
+"""CLI commands that train and use models: ``adapt``, ``predict``, ``push``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tlzoo.cli.commands import Formatter, UsageError, echo, echo_json, table
+
+ADAPT_EPILOG = """\
+examples:
+  tlzoo adapt all-minilm-l6-v2 reviews.csv --label-column sentiment -o out
+  tlzoo adapt google/vit-base-patch16-224-in21k photos/ --strategy lp_ft --epochs 3 -o out
+  tlzoo adapt ./my-wav2vec2 clips/ --strategy linear_probe --json
+  tlzoo adapt dinov2-small photos/ -o out --push-to-hub me/photo-classifier
+"""
+
+
+def _float_list(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    import tlzoo
+
+    head: Any = args.head
+    if args.head_options:
+        try:
+            head = {"name": args.head, **json.loads(args.head_options)}
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--head-options must be a JSON object: {exc}") from exc
+    class_weights: Any = args.class_weights
+    if class_weights and class_weights != "balanced":
+        class_weights = _float_list(class_weights)
+    started = time.perf_counter()
+    result = tlzoo.adapt(
+        args.source, args.data, task=args.task, input_column=args.input_column, label_column=args.label_column,
+        strategy=args.strategy, head=head, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, metrics=args.metrics.split(",") if args.metrics else None,
+        output_dir=args.output_dir, overwrite_output_dir=args.overwrite_output_dir, seed=args.seed,
+        mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps,
+        early_stopping=args.early_stopping, resume_from=True if args.resume else None,
+        test_size=args.test_size, validation_size=args.validation_size, class_weights=class_weights,
+        report_to=args.report_to, push_to_hub=args.push_to_hub, hub_private=args.private, hub_endpoint=args.endpoint,
+        pooling=args.pooling, revision=args.revision, progress=not args.json,
+    )
+    elapsed = time.perf_counter() - started
+    if args.json:
+        echo_json({"metrics": _scalars(result.metrics), "strategy": result.recipe["strategy"],
+                   "strategy_reason": result.recipe["strategy_reason"], "seconds": round(elapsed, 2),
+                   "output_dir": str(result.output_dir) if result.output_dir else None, "commit_url": result.commit_url})
+        return 0
+    rows = [(split, *(_fmt(m.get(k)) for k in ("accuracy", "f1", "precision", "recall", "mse", "mae", "r2", "loss")))
+            for split, m in result.metrics.items()]
+    echo(table(rows, ["split", "accuracy", "f1", "precision", "recall", "mse", "mae", "r2", "loss"]))
+    echo()
+    echo(f"strategy: {result.recipe['strategy']} ({result.recipe['strategy_reason']})")
+    echo(f"time: {elapsed:.1f} s")
+    if result.output_dir:
+        echo(f"model: {result.output_dir / 'model'}   plots: {result.output_dir / 'plots'}")
+    if result.commit_url:
+        echo(f"pushed: {result.commit_url}")
+    return 0
+
+
+def _scalars(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {split: {k: v for k, v in m.items() if isinstance(v, int | float)} for split, m in metrics.items()}
+
+
+def _fmt(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def register_adapt(sub: Any) -> None:
+    p = sub.add_parser("adapt", help="adapt a source model to your labelled data",
+                       description="Adapt a pretrained source model (zoo name, Hub id or folder) to labelled data "
+                                   "(folder, CSV/JSON/Parquet file, saved dataset or Hub dataset id).",
+                       epilog=ADAPT_EPILOG, formatter_class=Formatter)
+    p.add_argument("source", help="zoo name, Hub id or local model folder")
+    p.add_argument("data", help="folder (one sub-folder per class), data file, saved dataset or Hub dataset id")
+    p.add_argument("--input-column", help="column of inputs (default: found by modality)")
+    p.add_argument("--label-column", help="column of labels (default: a ClassLabel or 'label'-like column)")
+    p.add_argument("--task", default="auto", help="auto, single_label_classification, multi_label_classification, regression")
+    p.add_argument("--strategy", default="auto", help="auto, linear_probe, partial, full, lp_ft")
+    p.add_argument("--head", default="linear", help="head name: linear, mlp, or a plugin's")
+    p.add_argument("--head-options", help='head options as JSON, e.g. \'{"hidden_size": 128}\'')
+    p.add_argument("--epochs", type=int, help="training epochs (default by strategy)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default by strategy)")
+    p.add_argument("--metrics", help="comma-separated metric names")
+    p.add_argument("-o", "--output-dir", help="where to write the model, checkpoints and plots")
+    p.add_argument("--overwrite-output-dir", action="store_true", help="replace a model already in --output-dir")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16", "fp8"])
+    p.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement")
+    p.add_argument("--test-size", type=float, default=0.2, help="held-out fraction when the data has no test split")
+    p.add_argument("--validation-size", type=float, default=0.1, help="validation fraction when the data has none")
+    p.add_argument("--class-weights", help="'balanced' or comma-separated weights")
+    p.add_argument("--pooling", default="auto", help="feature pooling: auto, mean, cls, pooler")
+    p.add_argument("--revision", help="Hub revision of the source model")
+    p.add_argument("--report-to", help="accelerate tracker: tensorboard, wandb, ...")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", help="push the adapted model to this Hub repo")
+    p.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
+    p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (no progress bars)")
+    p.set_defaults(func=cmd_adapt)
+
+
+# --- predict ----------------------------------------------------------------------------
+def _inputs(paths: list[str], model: Any) -> list[Any]:
+    out: list[Any] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            out.extend(str(p) for p in files)
+        elif path.is_file() or model.modality != "text":
+            out.append(str(path))
+        else:
+            out.append(item)  # text given on the command line
+    if not out:
+        raise UsageError("no inputs: give files, a folder, or (for text models) strings")
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import tlzoo
+
+    model = tlzoo.load(args.model, revision=args.revision, endpoint=args.endpoint)
+    inputs = _inputs(args.inputs, model)
+    predictions = model.predict(inputs, top_k=args.top_k, batch_size=args.batch_size)
+    if args.json:
+        echo_json([{"input": i, "prediction": p} for i, p in zip(inputs, predictions)])
+        return 0
+    rows = []
+    for item, pred in zip(inputs, predictions):
+        preds = pred if isinstance(pred, list) else [pred]
+        text = ", ".join(f"{p['label']} ({p['score']:.3f})" if "label" in p else f"{p.get('value')}" for p in preds)
+        rows.append((item if len(item) < 60 else "…" + item[-59:], text or "(no label above threshold)"))
+    echo(table(rows, ["input", "prediction"]))
+    return 0
+
+
+def register_predict(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict with an adapted model",
+                       description="Predict labels for files, a folder of files, or texts with an adapted model "
+                                   "(a saved folder or a Hub repo id).",
+                       epilog="examples:\n  tlzoo predict out/model photo1.jpg photo2.png\n"
+                              "  tlzoo predict out/model test_images/ --top-k 3 --json\n"
+                              "  tlzoo predict me/review-classifier \"great value\" \"broke in a day\"",
+                       formatter_class=Formatter)
+    p.add_argument("model", help="saved model folder or Hub repo id")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, or texts")
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--revision", help="Hub revision")
+    p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)
+
+
+# --- push -----------------------------------------------------------------------------
+def cmd_push(args: argparse.Namespace) -> int:
+    import tlzoo
+
+    model = tlzoo.load(args.folder)
+    url = model.push_to_hub(args.repo_id, private=args.private, token=args.token, commit_message=args.message,
+                            revision=args.revision, endpoint=args.endpoint)
+    echo(f"Pushed {args.folder} to {args.repo_id}: {url}")
+    return 0
+
+
+def register_push(sub: Any) -> None:
+    p = sub.add_parser("push", help="push a saved model to the Hub",
+                       description="Push a saved adapted model to a Hub repo in one commit (created if needed).",
+                       epilog="examples:\n  tlzoo push out/model me/my-model\n"
+                              "  tlzoo push out/model my-org/my-model --private --endpoint https://hub.example.com",
+                       formatter_class=Formatter)
+    p.add_argument("folder", help="saved model folder")
+    p.add_argument("repo_id", help="Hub repo id, org/name")
+    p.add_argument("--private", action="store_true", default=None, help="create the repo private")
+    p.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
+    p.add_argument("--message", help="commit message")
+    p.add_argument("--revision", help="branch to push to")
+    p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
+    p.set_defaults(func=cmd_push)

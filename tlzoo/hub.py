@@ -1,0 +1,168 @@
+"""Pushing saved models to, and downloading them from, the Hugging Face Hub.
+
+A push is one ``upload_folder`` commit of a saved folder -- atomic on the Hub:
+all files land together or none do. Failures become :class:`tlzoo.errors.HubError`
+with a message that says what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from tlzoo.errors import HubError
+
+logger = logging.getLogger(__name__)
+
+#: Weight files of an earlier push that this push deletes unless it re-uploads them: a stale
+#: ``model.safetensors`` beside a newly sharded checkpoint would be loaded instead of it.
+STALE_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.ckpt", "*.pkl", "plots/*"]
+_LOGIN_HINT = "Log in with `hf auth login`, or set the HF_TOKEN environment variable, or pass token=..."
+
+
+def _endpoint(endpoint: str | None) -> str:
+    from huggingface_hub import constants
+
+    return (endpoint or constants.ENDPOINT).rstrip("/")
+
+
+def resolve_token(token: str | None) -> str:
+    """The token to push with: *token*, else ``HF_TOKEN``, else the one ``hf auth login`` stored.
+
+    Raises :class:`HubError` (before any request) when there is none.
+    """
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    found = get_token()
+    if not found:
+        raise HubError(f"Pushing to the Hub needs a token with write access, and none was found. {_LOGIN_HINT}")
+    return found
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    module = type(exc).__module__.split(".")[0]
+    if module in ("httpx", "httpx2", "httpcore", "requests", "urllib3"):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def hub_error(exc: BaseException, *, repo_id: str, endpoint: str, action: str, push: bool = True) -> HubError:
+    """Translate a ``huggingface_hub``/network exception into a :class:`HubError` with advice."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    namespace = repo_id.split("/")[0] if "/" in repo_id else "your account"
+    for cause in _causes(exc):
+        if isinstance(cause, OfflineModeIsEnabled):
+            return HubError(f"Cannot {action}: HF_HUB_OFFLINE is set, so the Hub is not contacted. Unset it and retry.")
+        if isinstance(cause, HfHubHTTPError) and cause.response is not None:
+            status = cause.response.status_code
+            if status == 401 and not isinstance(cause, RepositoryNotFoundError):
+                return HubError(
+                    f"Cannot {action}: the Hub at {endpoint} rejected the token (401 Unauthorized): it is invalid "
+                    f"or expired. Create a write token at https://huggingface.co/settings/tokens. {_LOGIN_HINT}"
+                )
+            if status == 403:
+                return HubError(
+                    f"Cannot {action}: you cannot write to {repo_id} (403 Forbidden). The namespace {namespace!r} "
+                    "belongs to someone else, or your token is read-only. Push to your own namespace, or ask an "
+                    f"admin of {namespace!r} for write access."
+                )
+            if isinstance(cause, RepositoryNotFoundError) or status == 404:
+                return HubError(
+                    f"Cannot {action}: no model repo {repo_id!r} at {endpoint}, or it is private and your token "
+                    "cannot read it. Check the id (and the token, for private repos)."
+                )
+            detail = str(cause).splitlines()[0]
+            after = "; nothing was committed" if push else ""
+            return HubError(f"Cannot {action}: the Hub at {endpoint} answered HTTP {status} ({detail}){after}. Retry later.")
+        if _is_network_error(cause):
+            after = "nothing was committed (a Hub commit is all or nothing); " if push else ""
+            return HubError(
+                f"Cannot {action}: could not reach {endpoint} ({type(cause).__name__}: {cause}); {after}"
+                "check the connection and retry."
+            )
+    return HubError(f"Cannot {action}: {type(exc).__name__}: {exc}")
+
+
+def push_folder(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+    revision: str | None = None,
+    endpoint: str | None = None,
+    create_pr: bool = False,
+) -> str:
+    """Create the model repo *repo_id* if needed, then upload *folder* as one commit.
+
+    The commit also deletes weight files and plots of an earlier push that the
+    folder no longer has (:data:`STALE_PATTERNS`); other files in the repo are
+    kept. Unchanged files are not uploaded again, and pushing an unchanged
+    model makes no commit. Returns the commit URL (of the head commit when
+    nothing changed; the pull-request URL with ``create_pr=True``).
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HFValidationError
+
+    token = resolve_token(token)
+    url = _endpoint(endpoint)
+    api = HfApi(endpoint=url, token=token)
+    action = f"push to {repo_id}"
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=Path(folder),
+            commit_message=commit_message or "Upload model adapted with tlzoo",
+            revision=revision,
+            create_pr=create_pr,
+            repo_type="model",
+            delete_patterns=STALE_PATTERNS,
+        )
+    except HFValidationError as exc:
+        raise HubError(f"Cannot {action}: {exc}") from exc
+    except HubError:
+        raise
+    except Exception as exc:
+        raise hub_error(exc, repo_id=repo_id, endpoint=url, action=action) from exc
+    commit_url = (info.pr_url if create_pr and info.pr_url else info.commit_url) or str(info)
+    logger.info("Pushed %s to %s", folder, commit_url)
+    return commit_url
+
+
+def download_model(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Download (or reuse from the cache) the snapshot of the model repo *repo_id*; return its folder."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    url = _endpoint(endpoint)
+    kwargs: dict[str, Any] = {"revision": revision, "token": token, "endpoint": url, "cache_dir": cache_dir}
+    try:
+        return Path(snapshot_download(repo_id, repo_type="model", **kwargs))
+    except HFValidationError as exc:
+        raise HubError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id: {exc}") from exc
+    except Exception as exc:
+        error = hub_error(exc, repo_id=repo_id, endpoint=url, action=f"download {repo_id}", push=False)
+        raise HubError(f"{error} (No local folder {repo_id!r} exists either.)") from exc

@@ -1,0 +1,273 @@
+"""The one training loop, for every modality and strategy, on ``accelerate``.
+
+What differs between strategies is which parameters train and what feeds the
+head (cached features or raw examples through the backbone), never the loop.
+It follows accelerate's ``nlp_example.py``: ``prepare``, ``accumulate``,
+``backward``, ``gather_for_metrics``; a tqdm bar on the main process only;
+``save_state`` checkpoints each epoch, from which ``resume`` continues to the
+same result as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tlzoo.errors import TrainingError
+from tlzoo.evaluation import evaluate_predictions, summarise
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "tlzoo_trainer_state.json"
+
+
+class TaskModel(nn.Module):
+    """The head on top of the feature extractor, or on cached features alone."""
+
+    def __init__(self, extractor: nn.Module | None, head: nn.Module) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.head = head
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        if "features" in batch:
+            features = batch["features"]
+        else:
+            assert self.extractor is not None, "raw examples need the feature extractor"
+            features = self.extractor(**batch["inputs"])
+        return self.head(features.to(next(self.head.parameters()).dtype))
+
+
+def make_loss(task: str, class_weights: list[float] | None = None) -> nn.Module:
+    """Cross-entropy, binary cross-entropy with logits, or mean squared error."""
+    if task == "single_label_classification":
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        return nn.CrossEntropyLoss(weight=weight)
+    if task == "multi_label_classification":
+        return nn.BCEWithLogitsLoss()
+    return nn.MSELoss()
+
+
+@dataclass
+class Phase:
+    """One run of the loop: a model, its data, its optimizer settings."""
+
+    name: str
+    model: TaskModel
+    param_groups: list[dict[str, Any]]
+    train_loader: Any
+    eval_loaders: dict[str, Any]
+    epochs: int
+    warmup_ratio: float = 0.0
+    lr_scheduler_type: str = "linear"
+
+
+@dataclass
+class LoopSettings:
+    """Settings shared by every phase of one ``adapt()`` call."""
+
+    task: str
+    label_names: list[str] | None
+    loss: nn.Module
+    metrics: list[str] | None = None
+    early_stopping: int | None = None
+    metric_for_best_model: str = "loss"
+    greater_is_better: bool = False
+    checkpoint_dir: Path | None = None
+    save_total_limit: int = 2
+    max_grad_norm: float | None = 1.0
+    progress: bool = True
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _checkpoint_name(phase: str, epoch: int) -> str:
+    return f"{phase}-epoch-{epoch:04d}"
+
+
+def find_checkpoint(resume_from: str | Path | bool, checkpoint_dir: Path | None) -> Path | None:
+    """The checkpoint folder *resume_from* names (``True``: the latest one)."""
+    if resume_from is True:
+        if checkpoint_dir is None or not checkpoint_dir.is_dir():
+            raise TrainingError("resume_from=True needs output_dir with checkpoints from an earlier run.")
+        found = sorted(p for p in checkpoint_dir.iterdir() if (p / STATE_FILE).is_file())
+        if not found:
+            raise TrainingError(f"No checkpoint to resume from in {checkpoint_dir}.")
+        return max(found, key=lambda p: json.loads((p / STATE_FILE).read_text())["order"])
+    if not resume_from:
+        return None
+    path = Path(resume_from)
+    if not (path / STATE_FILE).is_file():
+        raise TrainingError(f"{path} is not a tlzoo checkpoint (no {STATE_FILE}).")
+    return path
+
+
+def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume: dict[str, Any] | None = None,
+              order: int = 0) -> dict[str, Any]:
+    """Train *phase* for its epochs; return the final state (best epoch, metrics).
+
+    :param resume: the trainer state of a checkpoint of this phase, whose
+        accelerate state has to be loaded after ``prepare``.
+    """
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.AdamW(phase.param_groups)
+    steps_per_epoch = math.ceil(len(phase.train_loader) / accelerator.gradient_accumulation_steps)
+    total = max(1, steps_per_epoch * phase.epochs)
+    scheduler = get_scheduler(
+        phase.lr_scheduler_type, optimizer, num_warmup_steps=int(phase.warmup_ratio * total), num_training_steps=total
+    )
+    model, optimizer, train_loader, scheduler = accelerator.prepare(phase.model, optimizer, phase.train_loader, scheduler)
+    eval_loaders = {name: accelerator.prepare(loader) for name, loader in phase.eval_loaders.items()}
+    state = {"phase": phase.name, "epoch": 0, "best": None, "best_epoch": None, "bad_epochs": 0, "order": order}
+    best_weights: dict[str, torch.Tensor] | None = None
+    if resume is not None:
+        state.update({k: resume[k] for k in ("epoch", "best", "best_epoch", "bad_epochs")})
+        accelerator.load_state(resume["path"])
+        settings.history[:] = resume["history"]
+        best_file = Path(resume["path"]) / "best_weights.safetensors"
+        if best_file.is_file():
+            from safetensors.torch import load_file
+
+            best_weights = load_file(best_file)
+        logger.info("Resumed %s after epoch %d from %s", phase.name, state["epoch"], resume["path"])
+
+    for epoch in range(state["epoch"] + 1, phase.epochs + 1):
+        started = time.perf_counter()
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        train_loss = _train_epoch(model, optimizer, scheduler, train_loader, settings, accelerator, phase.name, epoch, phase.epochs)
+        record: dict[str, Any] = {"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
+                                  "learning_rate": scheduler.get_last_lr()[-1]}
+        for name, loader in eval_loaders.items():
+            result = evaluate(model, loader, settings, accelerator)
+            record.update({f"{name}_{k}": v for k, v in summarise(result).items()})
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        settings.history.append(record)
+        accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=len(settings.history))
+        logger.info("%s epoch %d/%d: %s", phase.name, epoch, phase.epochs,
+                    ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
+        state["epoch"] = epoch
+        stop = False
+        if settings.early_stopping and "validation" in eval_loaders:
+            value = record.get(f"validation_{settings.metric_for_best_model}")
+            if value is None:
+                raise TrainingError(
+                    f"metric_for_best_model={settings.metric_for_best_model!r} is not among the validation metrics "
+                    f"{sorted(k[11:] for k in record if k.startswith('validation_'))}."
+                )
+            better = state["best"] is None or (value > state["best"] if settings.greater_is_better else value < state["best"])
+            if better:
+                state.update(best=value, best_epoch=epoch, bad_epochs=0)
+                best_weights = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
+            else:
+                state["bad_epochs"] += 1
+                stop = state["bad_epochs"] >= settings.early_stopping
+        _save_checkpoint(accelerator, settings, state, best_weights)
+        end_of_epoch(phase.name, epoch)
+        if stop:
+            logger.info("Early stopping after epoch %d: no better validation %s for %d epochs.",
+                        epoch, settings.metric_for_best_model, settings.early_stopping)
+            break
+    unwrapped = accelerator.unwrap_model(model)
+    if best_weights is not None:
+        unwrapped.load_state_dict(best_weights)
+        logger.info("Restored the best weights (epoch %s, validation %s %.4g).", state["best_epoch"],
+                    settings.metric_for_best_model, state["best"])
+    accelerator.wait_for_everyone()
+    accelerator.free_memory()
+    return state
+
+
+def end_of_epoch(phase: str, epoch: int) -> None:
+    """Called after each epoch's checkpoint; a seam for tests that interrupt training."""
+
+
+def _train_epoch(model: Any, optimizer: Any, scheduler: Any, loader: Any, settings: LoopSettings, accelerator: Any,
+                 phase: str, epoch: int, epochs: int) -> float:
+    from tqdm.auto import tqdm
+
+    model.train()
+    total, count = torch.zeros((), device=accelerator.device), 0
+    bar = tqdm(loader, desc=f"{phase} {epoch}/{epochs}", leave=False, dynamic_ncols=True,
+               disable=not (settings.progress and accelerator.is_local_main_process))
+    loss_fn = settings.loss.to(accelerator.device)
+    for batch in bar:
+        with accelerator.accumulate(model):
+            logits = model(batch)
+            loss = loss_fn(logits.float(), batch["labels"])
+            if not torch.isfinite(loss.detach()):
+                raise TrainingError(
+                    f"The training loss became {loss.item()} in {phase} epoch {epoch}; stopping before a broken model "
+                    "is saved. Lower the learning rate, or check the labels and inputs for NaN/inf values."
+                )
+            accelerator.backward(loss)
+            if settings.max_grad_norm and accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        total += loss.detach() * len(batch["labels"])
+        count += len(batch["labels"])
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    totals = accelerator.reduce(torch.stack([total, torch.tensor(float(count), device=accelerator.device)]), "sum")
+    return float(totals[0] / totals[1].clamp(min=1))
+
+
+@torch.no_grad()
+def predict_loader(model: Any, loader: Any, accelerator: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits, labels and example indices of every example, each exactly once (across processes)."""
+    model.eval()
+    logits, labels, indices = [], [], []
+    for batch in loader:
+        out = model(batch).float()
+        out, lab, idx = accelerator.gather_for_metrics((out, batch["labels"], batch["index"]))
+        logits.append(out.cpu())
+        labels.append(lab.cpu())
+        indices.append(idx.cpu())
+    return torch.cat(logits), torch.cat(labels), torch.cat(indices)
+
+
+def evaluate(model: Any, loader: Any, settings: LoopSettings, accelerator: Any) -> dict[str, Any]:
+    """Metrics (and the loss) of *model* on one split."""
+    logits, labels, _ = predict_loader(model, loader, accelerator)
+    loss = settings.loss.cpu()(logits, labels).item()
+    references = labels if settings.task != "regression" else labels.squeeze(-1) if labels.shape[-1] == 1 else labels
+    result = evaluate_predictions(settings.task, logits.numpy(), references.numpy(),
+                                  label_names=settings.label_names, metrics=settings.metrics)
+    result["loss"] = loss
+    result["num_examples"] = int(len(labels))
+    return result
+
+
+def _save_checkpoint(accelerator: Any, settings: LoopSettings, state: dict[str, Any], best: dict[str, Any] | None) -> None:
+    if settings.checkpoint_dir is None:
+        return
+    path = settings.checkpoint_dir / _checkpoint_name(state["phase"], state["epoch"])
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        if best is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in best.items()}, str(path / "best_weights.safetensors"))
+        full = {**state, "order": state["order"] * 100000 + state["epoch"], "history": settings.history}
+        (path / STATE_FILE).write_text(json.dumps(full, indent=2, default=float))
+        old = sorted((p for p in settings.checkpoint_dir.iterdir() if (p / STATE_FILE).is_file()),
+                     key=lambda p: json.loads((p / STATE_FILE).read_text())["order"])
+        for stale in old[: max(0, len(old) - settings.save_total_limit)]:
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def copy_module(module: nn.Module) -> nn.Module:
+    """A deep copy (used to keep a probed head while fine-tuning another)."""
+    return copy.deepcopy(module)
