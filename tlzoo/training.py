@@ -56,6 +56,8 @@ def make_accelerator(*, mixed_precision: str | None, gradient_accumulation_steps
 
     try:
         accelerator = Accelerator(
+            # without an accelerator, cpu=True is what makes torchrun's processes a MULTI_CPU (gloo) group
+            cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
             mixed_precision=mixed_precision,
             gradient_accumulation_steps=gradient_accumulation_steps,
             log_with=report_to,

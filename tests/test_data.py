@@ -1,0 +1,137 @@
+"""Target data: every accepted form, column and task detection, and every bad input's error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pytest
+
+import tlzoo
+from conftest import colour_images, keyword_sentences
+from tlzoo.data import load_target_data
+from tlzoo.errors import ColumnNotFoundError, ConfigurationError, DataError, UnreadableExampleError
+from tlzoo.plugins import get_modality
+
+
+def text() -> Any:
+    return get_modality("text")
+
+
+def test_forms_of_tabular_data(tmp_path: Path) -> None:
+    ds = keyword_sentences(10)
+    frame = ds.to_pandas()
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    frame.to_parquet(tmp_path / "d.parquet")
+    folder = tmp_path / "hubstyle"
+    folder.mkdir()
+    frame.iloc[:20].to_csv(folder / "train.csv", index=False)
+    frame.iloc[20:].to_csv(folder / "test.csv", index=False)
+    for data in (ds, frame, str(tmp_path / "d.csv"), str(tmp_path / "d.jsonl"), str(tmp_path / "d.parquet")):
+        target = load_target_data(data, text(), validation_size=0)
+        assert target.input_column == "text" and target.label_column == "label"
+        assert target.label_names == ["food", "sports", "weather"]
+        assert len(target.splits["train"]) + len(target.splits["test"]) == 30
+    hub_style = load_target_data(str(folder), text(), validation_size=0)  # the load_dataset path of a Hub id
+    assert len(hub_style.splits["test"]) == 10 and hub_style.made_splits == []
+
+
+def test_image_and_audio_folders(tmp_path: Path) -> None:
+    from tlzoo.synthetic import make_tones
+
+    images = colour_images(4)
+    for i, row in enumerate(images):
+        folder = tmp_path / "images" / images.features["label"].int2str(row["label"]) if False else tmp_path / "images" / row["label"]
+        folder.mkdir(parents=True, exist_ok=True)
+        row["image"].save(folder / f"{i}.png")
+    target = load_target_data(str(tmp_path / "images"), get_modality("image"), validation_size=0, test_size=0.25)
+    assert target.label_names == ["blue", "green", "red"] and target.input_column == "image"
+    tones = make_tones(3)
+    for i, row in enumerate(tones):
+        folder = tmp_path / "audio" / tones.features["label"].int2str(row["label"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.wav").write_bytes(row["audio"]["bytes"])
+    audio = load_target_data(str(tmp_path / "audio"), get_modality("audio"), validation_size=0, test_size=3)
+    assert audio.input_column == "audio" and audio.num_labels == 3
+
+
+def test_given_splits_are_used_and_labels_cast() -> None:
+    ds = keyword_sentences(10)
+    dd = datasets.DatasetDict({"train": ds.select(range(24)), "valid": ds.select(range(24, 30))})
+    target = load_target_data(dd, text(), test_size=0.2)
+    assert len(target.splits["validation"]) == 6 and target.made_splits == ["test"]
+    assert isinstance(target.splits["train"].features["label"], datasets.ClassLabel)
+    ints = datasets.Dataset.from_dict({"text": ["a b", "c d", "e f", "g h"] * 3, "label": [3, 7, 3, 7] * 3})
+    assert load_target_data(ints, text(), test_size=0, validation_size=0).label_names == ["3", "7"]
+
+
+def test_task_detection() -> None:
+    multi = datasets.Dataset.from_dict({"text": ["a", "b", "c", "d"] * 5, "labels": [["x"], ["y"], ["x", "y"], []] * 5})
+    assert load_target_data(multi, text(), validation_size=0).task == "multi_label_classification"
+    reg = datasets.Dataset.from_dict({"text": ["a", "b", "c", "d"] * 5, "target": [0.5, 1.25, 3.5, 2.0] * 5})
+    target = load_target_data(reg, text(), validation_size=0)
+    assert target.task == "regression" and target.label_names is None
+    with pytest.raises(ConfigurationError, match="Unknown task"):
+        load_target_data(reg, text(), task="clasification")
+
+
+def test_imbalance_warns_and_balanced_weights(caplog: Any) -> None:
+    from tlzoo.data import class_weights
+
+    ds = datasets.Dataset.from_dict({"text": ["x"] * 40 + ["y"] * 8, "label": ["a"] * 40 + ["b"] * 8})
+    target = load_target_data(ds, text(), test_size=0, validation_size=0)
+    assert "imbalanced" in caplog.text
+    assert class_weights(target) == pytest.approx([48 / 80, 48 / 16])
+
+
+BAD_INPUTS = [
+    ("misspelled label column", lambda: keyword_sentences(5), {"label_column": "lable"}, ColumnNotFoundError, "Did you mean 'label'"),
+    ("misspelled input column", lambda: keyword_sentences(5), {"input_column": "txt"}, ColumnNotFoundError, "Did you mean 'text'"),
+    ("modality mismatch", lambda: keyword_sentences(5), {}, DataError, "reads image, but the data has no image column"),
+    ("one class", lambda: datasets.Dataset.from_dict({"image": colour_images(3)["image"][:6], "label": ["red"] * 6}), {}, DataError, "only one class"),
+    ("empty split", lambda: datasets.DatasetDict({"train": colour_images(3), "test": colour_images(1).select([])}), {}, DataError, "test split is empty"),
+    ("labels absent from train", lambda: datasets.DatasetDict({"train": colour_images(3).filter(lambda r: r["label"] != "blue"), "test": colour_images(1)}), {}, DataError, "never appear in the train split"),
+    ("unknown strategy", lambda: colour_images(3), {"strategy": "linear-probe"}, ConfigurationError, "Did you mean 'linear_probe'"),
+    ("unknown head", lambda: colour_images(3), {"head": "mpl"}, ConfigurationError, "Did you mean 'mlp'"),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "kwargs", "error", "message"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_fails_before_loading_and_writes_nothing(case: str, make: Any, kwargs: dict[str, Any], error: type,
+                                                           message: str, tiny_models: Any, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlzoo import features
+
+    loaded: list[str] = []
+    monkeypatch.setattr(features, "load_backbone", lambda *a, **k: loaded.append("model") or pytest.fail("model loaded"))
+    out = tmp_path / "out"
+    with pytest.raises(error, match=message):
+        tlzoo.adapt(str(tiny_models("vit")), make(), output_dir=out, progress=False, **kwargs)
+    assert not out.exists() and loaded == []
+
+
+def test_unreadable_file_is_named_before_loading(tmp_path: Path, tiny_models: Any) -> None:
+    images = colour_images(3)
+    root = tmp_path / "imgs"
+    for i, row in enumerate(images):
+        (root / row["label"]).mkdir(parents=True, exist_ok=True)
+        row["image"].save(root / row["label"] / f"{i}.png")
+    paths = sorted(str(p) for p in root.rglob("*.png"))
+    broken = root / "red" / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    ds = datasets.Dataset.from_dict({"image": [*paths, str(broken)], "label": [Path(p).parent.name for p in paths] + ["red"]})
+    with pytest.raises(UnreadableExampleError, match="broken.png"):
+        tlzoo.adapt(str(tiny_models("vit")), ds, output_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny_models: Any, tmp_path: Path) -> None:
+    from tlzoo.errors import TrainingError
+
+    ds = datasets.Dataset.from_dict({"text": ["a b", "c d", "e f", "g h"] * 4, "target": [1.0, float("inf"), 2.0, 3.0] * 4})
+    with pytest.raises(TrainingError, match="loss became"):
+        tlzoo.adapt(str(tiny_models("bert")), ds, strategy="linear_probe", epochs=2, output_dir=tmp_path / "o",
+                    validation_size=0, progress=False)
+    assert not (tmp_path / "o" / "model").exists()
