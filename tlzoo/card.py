@@ -75,7 +75,8 @@ def _pipeline_tag(config: Mapping[str, Any]) -> str | None:
 
 
 def _datasets(recipe: Mapping[str, Any]) -> list[str]:
-    found = recipe.get("datasets", recipe.get("dataset"))
+    data = recipe.get("data") if isinstance(recipe.get("data"), Mapping) else {}
+    found = recipe.get("datasets", recipe.get("dataset", data.get("dataset")))
     values = found if isinstance(found, list) else [found]
     return [v for v in (_hub_id(v) for v in values) if v]
 
@@ -130,14 +131,30 @@ def _evaluation(metrics: Mapping[str, Any]) -> list[str]:
             out.append(_table(["metric", "value"], scalars))
         per_class = m.get("per_class")
         if isinstance(per_class, Mapping) and per_class:
-            rows = [[label, *(s.get(k, "") for k in ("precision", "recall", "f1", "support"))] for label, s in per_class.items()]
+            keys = ("precision", "recall", "f1", "support")
+            rows = [[label, *(s.get(k, "") for k in keys)] for label, s in per_class.items()]
             out += ["Per class:", _table(["label", "precision", "recall", "F1", "support"], rows)]
         matrix = m.get("confusion_matrix")
         if isinstance(matrix, list) and matrix and isinstance(matrix[0], list):
             labels = [str(x) for x in (m.get("labels") or range(len(matrix)))]
             rows = [[labels[i] if i < len(labels) else i, *row] for i, row in enumerate(matrix)]
-            out += ["Confusion matrix (rows: true label, columns: predicted label):", _table(["true \\ predicted", *labels], rows)]
+            out.append("Confusion matrix (rows: true label, columns: predicted label):")
+            out.append(_table(["true \\ predicted", *labels], rows))
     return out
+
+
+def _recipe_rows(recipe: Mapping[str, Any]) -> list[list[Any]]:
+    """Recipe entries as table rows: ``hyperparameters`` spread out, other dicts one level as ``key.sub``."""
+    rows: list[list[Any]] = []
+    for key, value in recipe.items():
+        if key == "source":  # shown in the Task table
+            continue
+        if isinstance(value, Mapping) and value:
+            prefix = "" if key in ("hyperparameters", "hyper_parameters") else f"{key}."
+            rows += [[f"{prefix}{k}", v] for k, v in value.items()]
+        else:
+            rows.append([key, value])
+    return rows
 
 
 def _history(history: list[Any]) -> str | None:
@@ -181,7 +198,8 @@ def card_body(
     reason = next((recipe.pop(k) for k in _REASON_KEYS if k in recipe), None)
     if strategy:
         lines.append(f"Strategy: `{recipe.pop('strategy')}`." + (f" Why: {reason}" if reason else ""))
-    lines.append(_table(["hyper-parameter", "value"], [[k, v] for k, v in recipe.items()]) if recipe else "No recipe recorded.")
+    params = _recipe_rows(recipe)
+    lines.append(_table(["setting", "value"], params) if params else "No recipe recorded.")
     curves = _history(config.get("history") or [])
     lines += ["## Training curves", curves or "No training history recorded (e.g. no training epochs)."]
     if folder is not None and (folder / CURVES_PLOT).is_file():

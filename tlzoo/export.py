@@ -6,20 +6,20 @@ backbone family has a transformers ``*ForImageClassification``,
 pooling equals tlzoo's, the head folds into that class's classifier so its
 logits equal tlzoo's exactly:
 
-=====================  ==========================================================
-family (tlzoo pooling)  how the head is placed
-=====================  ==========================================================
-ViT, DeiT (cls)         ``classifier`` on the CLS token
-ConvNeXt, Swin          ``classifier`` on the pooled output
-ResNet                  ``classifier[1]`` (``Sequential(Flatten, Linear)``)
-DINOv2 (cls)            ``classifier`` on ``concat(CLS, mean patch)``: the head on
-                        the CLS half, zeros on the other
-wav2vec2, HuBERT,       ``projector`` = the head (``classifier_proj_size`` =
-WavLM (mean)            labels), ``classifier`` = identity: exact, the mean is linear
-BERT (pooler)           ``classifier`` on the pooler output
-DistilBERT (cls)        ``pre_classifier`` rows ``[W; -W]``, ``classifier``
-                        ``[I, -I]``: ``relu(z) - relu(-z) = z``
-=====================  ==========================================================
+========================  ==========================================================
+family (tlzoo pooling)    how the head is placed
+========================  ==========================================================
+ViT, DeiT (cls)           ``classifier`` on the CLS token
+ConvNeXt, Swin            ``classifier`` on the pooled output
+ResNet                    ``classifier[1]`` (``Sequential(Flatten, Linear)``)
+DINOv2 (cls)              ``classifier`` on ``concat(CLS, mean patch)``: the head on
+                          the CLS half, zeros on the other
+wav2vec2, HuBERT,         ``projector`` = the head (``classifier_proj_size`` =
+WavLM (mean)              labels), ``classifier`` = identity: exact, the mean is linear
+BERT (pooler)             ``classifier`` on the pooler output
+DistilBERT (cls)          ``pre_classifier`` rows ``[W; -W]``, ``classifier``
+                          ``[I, -I]``: ``relu(z) - relu(-z) = z``
+========================  ==========================================================
 
 Every export is checked numerically on a probe batch made by the extractor's
 own preprocessing; a family that is not listed, a pooling that differs, or a
@@ -125,7 +125,9 @@ class _Family:
     config: dict[str, Any] = field(default_factory=dict)  # config fields that depend on num_labels
 
 
-_SPEECH = _Family(("auto", "mean"), _place_speech, {"classifier_proj_size": "num_labels", "use_weighted_layer_sum": False})
+_SPEECH = _Family(
+    ("auto", "mean"), _place_speech, {"classifier_proj_size": "num_labels", "use_weighted_layer_sum": False}
+)
 FAMILIES: dict[str, _Family] = {
     "vit": _Family(("cls",), _place_plain),
     "deit": _Family(("cls",), _place_plain),
@@ -152,7 +154,8 @@ def _probe_values(extractor: FeatureExtractor) -> list[Any]:
     if extractor.modality == "image":
         from PIL import Image
 
-        return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((40, 48), (33, 33), (64, 20))]
+        sizes = ((40, 48), (33, 33), (64, 20))
+        return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in sizes]
     if extractor.modality == "audio":
         rate = int(getattr(extractor, "sampling_rate", 16000))
         return [(rng.standard_normal(int(rate * s)) * 0.1).astype(np.float32) for s in (0.25, 0.4, 0.6)]
@@ -193,7 +196,8 @@ def _export(extractor: FeatureExtractor, head: nn.Module, task: TaskSpec, label_
         return _refuse(f"the {config.model_type!r} family is not supported (supported: {', '.join(FAMILIES)})")
     pooling = _pooling(extractor)
     if pooling not in family.poolings:
-        return _refuse(f"{config.model_type} classifiers pool with {'/'.join(family.poolings)}, this model with {pooling!r}")
+        pools = "/".join(family.poolings)
+        return _refuse(f"{config.model_type} classifiers pool with {pools}, this model with {pooling!r}")
     num_labels = task.num_labels
     if config.model_type == "distilbert" and 2 * num_labels > config.dim:
         return _refuse(f"DistilBERT's pre_classifier ({config.dim} wide) cannot hold 2 x {num_labels} labels")

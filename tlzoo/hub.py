@@ -18,7 +18,10 @@ logger = logging.getLogger(__name__)
 
 #: Weight files of an earlier push that this push deletes unless it re-uploads them: a stale
 #: ``model.safetensors`` beside a newly sharded checkpoint would be loaded instead of it.
-STALE_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.ckpt", "*.pkl", "plots/*"]
+STALE_PATTERNS = [
+    "*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.ckpt", "*.pkl",
+    "plots/*",
+]  # fmt: skip
 _LOGIN_HINT = "Log in with `hf auth login`, or set the HF_TOKEN environment variable, or pass token=..."
 
 
@@ -87,7 +90,9 @@ def hub_error(exc: BaseException, *, repo_id: str, endpoint: str, action: str, p
                 )
             detail = str(cause).splitlines()[0]
             after = "; nothing was committed" if push else ""
-            return HubError(f"Cannot {action}: the Hub at {endpoint} answered HTTP {status} ({detail}){after}. Retry later.")
+            return HubError(
+                f"Cannot {action}: the Hub at {endpoint} answered HTTP {status} ({detail}){after}. Retry later."
+            )
         if _is_network_error(cause):
             after = "nothing was committed (a Hub commit is all or nothing); " if push else ""
             return HubError(
@@ -95,6 +100,39 @@ def hub_error(exc: BaseException, *, repo_id: str, endpoint: str, action: str, p
                 "check the connection and retry."
             )
     return HubError(f"Cannot {action}: {type(exc).__name__}: {exc}")
+
+
+def check_push_target(repo_id: str, *, token: str | None = None, endpoint: str | None = None) -> str:
+    """Check, before any long work, that *repo_id* is valid and the token may push to its namespace.
+
+    Asks the Hub who the token belongs to (``whoami``) and compares the
+    namespace with the user's name and organizations. Returns the user name;
+    raises :class:`HubError` (no token: before any request).
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise HubError(f"{repo_id!r} is not a valid Hub repo id (expected 'namespace/name'): {exc}") from exc
+    token = resolve_token(token)
+    url = _endpoint(endpoint)
+    try:
+        me = HfApi(endpoint=url, token=token).whoami()
+    except Exception as exc:
+        raise hub_error(exc, repo_id=repo_id, endpoint=url, action=f"push to {repo_id}", push=False) from exc
+    user = str(me.get("name"))
+    orgs = [str(org.get("name")) for org in me.get("orgs") or [] if isinstance(org, dict)]
+    namespace = repo_id.split("/")[0] if "/" in repo_id else user
+    if namespace not in (user, *orgs):
+        member = f" (member of {', '.join(orgs)})" if orgs else ""
+        raise HubError(
+            f"You cannot write to {repo_id}: your token belongs to {user!r}{member}, not to {namespace!r}. "
+            f"Push to '{user}/{repo_id.split('/')[-1]}', or use a token of {namespace!r}."
+        )
+    return user
 
 
 def push_folder(

@@ -303,7 +303,9 @@ class AdaptedModel(nn.Module):
             head_spec = config["head"]["spec"]
             options = dict(config.get("extractor", {}).get("options") or {})
         except (KeyError, TypeError, ValueError, ConfigurationError) as exc:
-            raise ModelLoadError(f"{folder / CONFIG_NAME} is incomplete or invalid ({exc!r}); save the model again.") from exc
+            raise ModelLoadError(
+                f"{folder / CONFIG_NAME} is incomplete or invalid ({exc!r}); save the model again."
+            ) from exc
         head_file = folder / HEAD_NAME
         if not head_file.is_file():
             raise ModelLoadError(
@@ -314,8 +316,9 @@ class AdaptedModel(nn.Module):
             modality = get_modality(modality_name)
         except PluginError as exc:
             raise ModelLoadError(f"Cannot load {folder}: it is a {modality_name} model. {exc}") from exc
-        head_name = parse_head(head_spec)[0]
+        head_name = head_spec.get("name", "?") if isinstance(head_spec, dict) else str(head_spec)
         try:
+            head_name = parse_head(head_spec)[0]
             get_head_factory(head_name)
         except ConfigurationError as exc:
             raise ModelLoadError(
@@ -325,7 +328,10 @@ class AdaptedModel(nn.Module):
         pipeline = config.get("pipeline") or {}
         with quiet_exported_head(pipeline.get("head_keys") if pipeline.get("exported") else None):
             extractor = modality.build_feature_extractor(str(folder), **options)
-        head = build_head(head_spec, extractor.feature_size, task)
+        try:
+            head = build_head(head_spec, extractor.feature_size, task)
+        except ConfigurationError as exc:
+            raise ModelLoadError(f"Cannot rebuild the head of {folder}: {exc}") from exc
         try:
             head.load_state_dict(load_file(str(head_file)), strict=True)
         except (RuntimeError, OSError, ValueError) as exc:
@@ -353,17 +359,20 @@ class AdaptedModel(nn.Module):
         revision: str | None = None,
         endpoint: str | None = None,
         create_pr: bool = False,
+        extra_files: Mapping[str, str | os.PathLike[str]] | None = None,
     ) -> str:
         """Save to a temporary folder and push it as one commit to the Hub repo *repo_id*.
 
-        Creates the repo if needed. Returns the commit URL. Raises
-        :class:`tlzoo.errors.HubError` (before any request when no token is found).
+        Creates the repo if needed; the user's own saved folders are never
+        touched. *extra_files* is as for :meth:`save_pretrained`. Returns the
+        commit URL. Raises :class:`tlzoo.errors.HubError` (before any request
+        when no token is found).
         """
         from tlzoo import hub
 
         token = hub.resolve_token(token)
         with tempfile.TemporaryDirectory(prefix="tlzoo-push-") as tmp:
-            folder = self._save_atomically(Path(tmp) / repo_id.split("/")[-1], repo_id=repo_id)
+            folder = self._save_atomically(Path(tmp) / repo_id.split("/")[-1], extra_files=extra_files, repo_id=repo_id)
             return hub.push_folder(
                 folder, repo_id, private=private, token=token, commit_message=commit_message,
                 revision=revision, endpoint=endpoint, create_pr=create_pr,
