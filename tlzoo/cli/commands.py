@@ -172,9 +172,10 @@ def register_install(sub: Any) -> None:
 
 
 def _model_commands() -> list[Callable[[Any], None]]:
+    from tlzoo.cli.demo import register_demo
     from tlzoo.cli.model_commands import register_adapt, register_predict, register_push
 
-    return [register_adapt, register_predict, register_push]
+    return [register_adapt, register_predict, register_push, register_demo]
 
 
 REGISTERS: list[Callable[[Any], None]] = [*_model_commands(), register_models, register_plugins, register_install]
