@@ -1,0 +1,74 @@
+"""Smoke test of the benchmarks: ``bench/run.py --quick`` runs and reports every figure.
+
+No timing is asserted (the machines are shared and timings move); only that
+every figure is present, with numeric ratio fields, and that the Markdown
+report was written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = ("1_full_finetune", "2_linear_probe", "3_cache_hit", "4_scaling", "5_data_loading", "6_startup", "7_gpu")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_ratio(ratio: object, where: str) -> None:
+    assert isinstance(ratio, dict), f"{where}: ratio is {ratio!r}"
+    for key in ("median", "min", "max"):
+        assert _is_number(ratio.get(key)), f"{where}: ratio.{key} is {ratio.get(key)!r}"
+    assert ratio["min"] <= ratio["median"] <= ratio["max"], f"{where}: {ratio}"
+    assert ratio["samples"] and all(_is_number(s) for s in ratio["samples"]), f"{where}: {ratio}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    env = {**os.environ, "TLZOO_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--output", str(tmp_path / "out")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+
+    report = json.loads((tmp_path / "out" / "latest.json").read_text())
+    assert report["mode"] == "quick"
+    for key in ("cpu", "cores", "python", "versions", "date"):
+        assert report["machine"].get(key) is not None, key
+    for lib in ("torch", "transformers", "accelerate"):
+        assert report["machine"]["versions"][lib], lib
+
+    figures = report["figures"]
+    assert set(FIGURES) <= set(figures), sorted(figures)
+    for name in FIGURES:
+        fig = figures[name]
+        assert "error" not in fig, f"{name}: {fig.get('error')}"
+        assert isinstance(fig["target"], str) and fig["target"], name
+        if fig.get("skipped"):  # the GPU figure, without a GPU
+            assert name == "7_gpu" and fig["note"], fig
+            continue
+        _check_ratio(fig["ratio"], name)
+        assert isinstance(fig["met"], bool), name
+        for case, detail in fig.get("cases", {}).items():
+            _check_ratio(detail["ratio"], f"{name}/{case}")
+
+    for model in ("vit", "bert", "wav2vec2"):
+        assert model in figures["1_full_finetune"]["cases"], model
+        assert model in figures["5_data_loading"]["cases"], model
+    _check_ratio(figures["1_full_finetune"]["cases"]["vit"]["ratio_vs_trainer"], "1/vit vs Trainer")
+    _check_ratio(figures["2_linear_probe"]["cases"]["vit"]["no_cache_vs_cached"], "2/no cache")
+    _check_ratio(figures["4_scaling"]["cases"]["peak_rss_16N_over_N"]["ratio"], "4/rss")
+
+    markdown = (tmp_path / "out" / "benchmarks.md").read_text()
+    assert "| # | Figure |" in markdown and "torch" in markdown
