@@ -43,7 +43,7 @@ def test_image_and_audio_folders(tmp_path: Path) -> None:
 
     images = colour_images(4)
     for i, row in enumerate(images):
-        folder = tmp_path / "images" / images.features["label"].int2str(row["label"]) if False else tmp_path / "images" / row["label"]
+        folder = tmp_path / "images" / row["label"]
         folder.mkdir(parents=True, exist_ok=True)
         row["image"].save(folder / f"{i}.png")
     target = load_target_data(str(tmp_path / "images"), get_modality("image"), validation_size=0, test_size=0.25)

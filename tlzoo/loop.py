@@ -10,7 +10,6 @@ same result as an uninterrupted run.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -266,8 +265,3 @@ def _save_checkpoint(accelerator: Any, settings: LoopSettings, state: dict[str, 
         for stale in old[: max(0, len(old) - settings.save_total_limit)]:
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
-
-
-def copy_module(module: nn.Module) -> nn.Module:
-    """A deep copy (used to keep a probed head while fine-tuning another)."""
-    return copy.deepcopy(module)
