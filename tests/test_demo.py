@@ -96,7 +96,9 @@ def test_quick_demo_writes_plots_and_results(quick: dict[str, Any]) -> None:
     for path in quick["plots"]["curves"].values():
         assert _is_png(path)
     assert _is_png(out / "image" / "scratch" / "plots" / "training_curves.png")
-    assert _is_png(out / "image" / "fine_tune" / "plots" / "training_curves.png")
+    model_dir = out / "image" / "fine_tune" / "model"
+    assert _is_png(model_dir / "plots" / "training_curves.png") and _is_png(model_dir / "plots" / "confusion_matrix.png")
+    assert "![Confusion matrix](plots/confusion_matrix.png)" in (model_dir / "README.md").read_text()
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(quick))
 
 

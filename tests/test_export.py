@@ -26,14 +26,6 @@ OPTIONS: dict[str, dict[str, Any]] = {"bert": {"pooling": "pooler"}, "distilbert
 EXPORTED = ["vit", "convnext", "dinov2", "resnet", "swin", "wav2vec2", "hubert", "wavlm", "bert", "distilbert"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def inputs_for(modality: str) -> list[Any]:
     return {"image": [image(0), image(1, (30, 52))], "audio": [clip(0), clip(1, 0.45)], "text": TEXTS[:2]}[modality]
 
@@ -156,11 +148,11 @@ def test_no_export_when_it_cannot_be_exact(
     tiny_models: Callable[[str], Path], tmp_path: Path, family: str, kwargs: dict[str, Any], reason: str, caplog: Any
 ) -> None:
     model = make_model(tiny_models, family, **kwargs)
-    with caplog.at_level("WARNING", logger="tlzoo.export"):
+    with caplog.at_level("INFO", logger="tlzoo.export"):
         folder = model.save_pretrained(tmp_path / "m")
     info = json.loads((folder / CONFIG_NAME).read_text())["pipeline"]
     assert info["exported"] is False and reason in info["reason"]
-    assert reason in caplog.text
+    assert [r.levelname for r in caplog.records if reason in r.getMessage()] == ["INFO"]  # expected, not a problem
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"][0].endswith("Model")  # the plain backbone
     values = inputs_for(TINY_MODALITIES[family])

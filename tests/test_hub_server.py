@@ -9,14 +9,10 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")  # never the real Hub, even if an endpoint= is missed
 
 import threading
-import time
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-import huggingface_hub.file_download
-import huggingface_hub.utils._http
 import pytest
 from huggingface_hub import CommitOperationDelete, HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
@@ -53,17 +49,6 @@ def alice(hub: HubServer) -> HfApi:
 @pytest.fixture
 def bob(hub: HubServer) -> HfApi:
     return HfApi(endpoint=hub.endpoint, token=BOB)
-
-
-@pytest.fixture
-def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Make huggingface_hub's retry sleeps instant; returns the list of requested sleep durations."""
-    sleeps: list[float] = []
-    attributes = {name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
-    fake_time = types.SimpleNamespace(**{**attributes, "sleep": sleeps.append})
-    monkeypatch.setattr(huggingface_hub.utils._http, "time", fake_time)
-    monkeypatch.setattr(huggingface_hub.file_download, "time", fake_time)
-    return sleeps
 
 
 def make_folder(root: Path, files: dict[str, bytes]) -> Path:

@@ -71,15 +71,6 @@ EXAMPLES: dict[str, Callable[[], list[Any]]] = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    """Tiny models run fastest on one thread (and far faster on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def vit(tiny_models: Callable[[str], Path]) -> AdaptedModel:
     return make_model(tiny_models, "vit")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import huggingface_hub
 import pytest
@@ -22,22 +19,6 @@ from tlzoo.model import AdaptedModel, load
 TOKEN = "hf_alice"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def online(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Other test modules set HF_HUB_OFFLINE=1 when imported; talking to the local Hub needs it off."""
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-
-
 @pytest.fixture
 def hub(online: None) -> Iterator[HubServer]:
     with HubServer(tokens={TOKEN: "alice", "hf_bob": "bob"}, orgs={"acme": ["alice"]}) as server:
@@ -50,17 +31,6 @@ def no_stored_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     assert huggingface_hub.get_token() is None
-
-
-@pytest.fixture
-def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Make huggingface_hub's retry sleeps instant."""
-    sleeps: list[float] = []
-    attributes = {name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
-    fake_time = types.SimpleNamespace(**{**attributes, "sleep": sleeps.append})
-    monkeypatch.setattr(huggingface_hub.utils._http, "time", fake_time)
-    monkeypatch.setattr(huggingface_hub.file_download, "time", fake_time)
-    return sleeps
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 logger = logging.getLogger(__name__)
 
 CURVES_PLOT = "plots/training_curves.png"
+CONFUSION_PLOT = "plots/confusion_matrix.png"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _PIPELINE_TAGS = {"image": "image-classification", "audio": "audio-classification", "text": "text-classification"}
 _REASON_KEYS = ("reason", "why", "strategy_reason", "auto_reason")
@@ -194,6 +195,8 @@ def card_body(
         lines.append("Labels: " + ", ".join(f"`{label}`" for label in config["labels"]))
     evaluation = _evaluation(config.get("metrics") or {})
     lines += ["## Evaluation", *(evaluation or ["No evaluation results were recorded."])]
+    if folder is not None and (folder / CONFUSION_PLOT).is_file():
+        lines.append(f"![Confusion matrix]({CONFUSION_PLOT})")
     lines.append("## Training recipe")
     reason = next((recipe.pop(k) for k in _REASON_KEYS if k in recipe), None)
     if strategy:

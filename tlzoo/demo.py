@@ -398,80 +398,6 @@ def _summarise(modality: str, methods: dict[str, dict[str, Any]], target_task: s
     return line, bool(winners)
 
 
-# --- plots ----------------------------------------------------------------------------------
-_COLOURS = {"linear_probe": "#4c72b0", "fine_tune": "#55a868", "scratch": "#c44e52"}
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_comparison(modalities: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Grouped bars of test accuracy and macro F1, per modality and method, with the chance level."""
-    plt = _pyplot()
-    done = {name: m for name, m in modalities.items() if m.get("status") == "ok"}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), squeeze=False)
-    width = 0.26
-    for ax, metric, title in zip(axes[0], ("accuracy", "f1"), ("Test accuracy", "Test macro F1")):
-        for i, mod in enumerate(done.values()):
-            for j, method in enumerate(METHODS):
-                value = mod["methods"][method][metric]
-                x = i + (j - 1) * width
-                ax.bar(x, value, width, color=_COLOURS[method], label=METHODS[method] if i == 0 else None)
-                ax.text(x, value + 0.01, f"{value:.2f}", ha="center", va="bottom", fontsize=8)
-            ax.hlines(mod["target"]["chance"], i - 1.5 * width, i + 1.5 * width, colors="black",
-                      linestyles="dotted", label="chance" if i == 0 else None)
-        ax.set_xticks(range(len(done)), list(done))
-        ax.set(ylim=(0, 1.08), title=title)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
-    fig.suptitle("Transfer learning vs training from scratch, on the same few labels")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_curves(modality: str, methods: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Training loss and validation accuracy per epoch of each method.
-
-    LP-FT starts with the same linear probe as ``linear_probe`` (so their
-    curves overlap there); a dotted line marks where its fine-tuning starts.
-    """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
-    styles = {"linear_probe": {"linewidth": 3.5, "alpha": 0.45}, "fine_tune": {}, "scratch": {}}
-    for method, result in methods.items():
-        history = result["history"]
-        steps = list(range(1, len(history) + 1))
-        style = {"color": _COLOURS[method], "label": METHODS[method], **styles.get(method, {})}
-        axes[0][0].plot(steps, [r["train_loss"] for r in history], **style)
-        accuracy = [r["validation_accuracy"] for r in history]
-        if any(a is not None for a in accuracy):
-            axes[0][1].plot(steps, accuracy, **style)
-        phases = [r["phase"] for r in history]
-        if method == "fine_tune" and "linear_probe" in phases and "fine_tune" in phases:
-            start = phases.index("fine_tune") + 0.5
-            for ax in axes[0]:
-                ax.axvline(start, color=_COLOURS[method], linestyle="dotted", linewidth=1)
-    axes[0][0].set(xlabel="epoch", ylabel="loss", title="Training loss", yscale="log")
-    axes[0][1].set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy", ylim=(0, 1.05))
-    for ax in axes[0]:
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{modality}: training curves (dotted line: LP-FT switches from probing to fine-tuning)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 # --- reload, predict, push ------------------------------------------------------------------
 def _reload_and_predict(modality: str, model_dir: str, in_memory: Any, target: Any, n: int) -> dict[str, Any]:
     """Reload a saved model with :func:`tlzoo.load`, predict *n* test examples, compare with the trained model."""
@@ -570,6 +496,8 @@ def run_demo(
     with _torch_threads(num_threads), _quiet():
         import torch
 
+        from tlzoo.plots import plot_comparison, plot_method_curves
+
         report["num_threads"] = torch.get_num_threads()
         for name in names:
             mod_started = time.perf_counter()
@@ -578,12 +506,15 @@ def run_demo(
             report["modalities"][name] = entry
             if entry["status"] == "ok":
                 runs[name], targets[name] = run, target
-                entry["curves"] = str(plot_curves(name, entry["methods"], out / f"curves_{name}.png"))
+                entry["curves"] = str(plot_method_curves(
+                    f"{name}: training curves (dotted line: LP-FT switches from probing to fine-tuning)",
+                    entry["methods"], METHODS, out / f"curves_{name}.png"))
                 report["plots"]["curves"][name] = entry["curves"]
                 report["table"] += [{"modality": name, "method": m, "label": METHODS[m], "accuracy": r["accuracy"],
                                      "f1": r["f1"], "seconds": r["seconds"]} for m, r in entry["methods"].items()]
         if runs:
-            report["plots"]["comparison"] = str(plot_comparison(report["modalities"], out / "comparison.png"))
+            report["plots"]["comparison"] = str(plot_comparison(report["modalities"], METHODS,
+                                                                out / "comparison.png"))
         reloaded = []
         for name, run in runs.items():
             entry = report["modalities"][name]

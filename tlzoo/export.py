@@ -168,16 +168,17 @@ def export_classifier(
     """Build the transformers classifier whose logits equal ``head(extractor(x))``, if one exists.
 
     Never raises for an unsupported model: the returned :class:`PipelineExport`
-    has ``model=None`` and the reason (also logged as a warning).
+    has ``model=None`` and the reason (also logged: at INFO when the model is
+    simply not one a pipeline can hold exactly, as a warning when the export failed).
     """
     try:
         return _export(extractor, head, task, label_names)
     except Exception as exc:  # an export is a bonus: never fail the save because of it
-        return _refuse(f"export failed: {type(exc).__name__}: {exc}")
+        return _refuse(f"export failed: {type(exc).__name__}: {exc}", level=logging.WARNING)
 
 
-def _refuse(reason: str) -> PipelineExport:
-    logger.warning("No transformers pipeline() export: %s. The model loads with tlzoo.load().", reason)
+def _refuse(reason: str, *, level: int = logging.INFO) -> PipelineExport:
+    logger.log(level, "No transformers pipeline() export: %s. The model loads with tlzoo.load().", reason)
     return PipelineExport(None, {"exported": False, "reason": reason})
 
 

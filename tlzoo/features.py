@@ -9,6 +9,8 @@ freezing and per-layer learning rates, the feature-cache key, saving) is shared.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 import os
@@ -47,7 +49,8 @@ def load_backbone(source: str, *, revision: str | None = None, token: str | bool
     """Load the bare backbone (``AutoModel``) of *source*, without an unused pooler.
 
     Pooling layers that tlzoo does not use (BERT's and ViT's pooler) are left
-    out, so loading reports no newly initialised weights.
+    out, so loading reports no newly initialised weights, and the checkpoint's
+    pooler weights are skipped without a report of unexpected keys.
     """
     from transformers import AutoConfig, AutoModel
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
@@ -56,7 +59,19 @@ def load_backbone(source: str, *, revision: str | None = None, token: str | bool
     model_class = MODEL_MAPPING.get(type(config), None)
     if model_class is not None and accepts_kwarg(model_class, "add_pooling_layer"):
         kwargs.setdefault("add_pooling_layer", False)
+        if not kwargs["add_pooling_layer"]:
+            return _without_pooler(model_class).from_pretrained(
+                source, revision=revision, token=token, config=config, **kwargs
+            )
     return AutoModel.from_pretrained(source, revision=revision, token=token, **kwargs)
+
+
+@functools.cache
+def _without_pooler(model_class: type) -> type:
+    """*model_class* (same name) that ignores a checkpoint's pooler weights when built without a pooler."""
+    ignored = {*(getattr(model_class, "_keys_to_ignore_on_load_unexpected", None) or ()), r"(^|\.)pooler\."}
+    return type(model_class.__name__, (model_class,), {"_keys_to_ignore_on_load_unexpected": ignored,
+                                                       "__module__": model_class.__module__})
 
 
 class FeatureExtractor(nn.Module):

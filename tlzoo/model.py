@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CONFIG_NAME = "tlzoo.json"
 HEAD_NAME = "head.safetensors"
+#: The folder of :attr:`AdaptedModel.attachments` read back on load.
+ATTACHMENTS_DIR = "plots"
 
 
 def _jsonable(value: Any) -> Any:
@@ -127,6 +129,10 @@ class AdaptedModel(nn.Module):
         self.recipe = dict(recipe or {})
         self.metrics = dict(metrics or {})
         self.history = list(history or [])
+        #: Files saved and pushed with the model, ``{path in the folder: bytes}``: the plots
+        #: ``adapt()`` draws (``plots/training_curves.png``, ``plots/confusion_matrix.png``),
+        #: read back by :func:`load`.
+        self.attachments: dict[str, bytes] = {}
         self.source = dict(source or {
             "name": extractor.source, "hub_id": extractor.source, "revision": extractor.revision,
             "license": None, "modality": extractor.modality,
@@ -228,8 +234,11 @@ class AdaptedModel(nn.Module):
         half-written one. An existing folder is replaced only if it is empty or
         a saved tlzoo model.
 
+        The :attr:`attachments` (the plots ``adapt()`` drew) are written too.
+
         :param extra_files: ``{name in folder: file to copy}``, e.g.
-            ``{"plots/training_curves.png": ...}`` (the model card links that plot).
+            ``{"plots/training_curves.png": ...}`` (the model card links that plot
+            and ``plots/confusion_matrix.png``).
         """
         return self._save_atomically(Path(path), extra_files=extra_files)
 
@@ -247,6 +256,9 @@ class AdaptedModel(nn.Module):
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
+            for name, content in self.attachments.items():
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                (staging / name).write_bytes(content)
             for name, src in (extra_files or {}).items():
                 (staging / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, staging / name)
@@ -346,6 +358,8 @@ class AdaptedModel(nn.Module):
             recipe=config.get("recipe"), metrics=config.get("metrics"), history=config.get("history"),
             source=config.get("source"),
         )  # fmt: skip
+        model.attachments = {p.relative_to(folder).as_posix(): p.read_bytes()
+                             for p in sorted((folder / ATTACHMENTS_DIR).glob("*.png"))}
         model.eval()
         return model
 

@@ -69,8 +69,8 @@ def _check_arguments(*, strategy: str, head: Any, mixed_precision: str | None, g
         model_dir = Path(output_dir) / "model"
         if model_dir.exists() and any(model_dir.iterdir()):
             raise ConfigurationError(
-                f"{model_dir} already holds a model; pass overwrite_output_dir=True to replace it, "
-                "resume_from=True to continue its training, or choose another output_dir."
+                f"{model_dir} already holds a model; pass overwrite_output_dir=True (--overwrite-output-dir) to "
+                "replace it, resume_from=True (--resume) to continue its training, or choose another output_dir."
             )
 
 
@@ -145,7 +145,8 @@ def adapt(
     :param trainable_layers: layer groups (counted from the top) that ``partial`` trains.
     :param lp_epochs: linear-probe epochs of ``lp_ft`` (default 30).
     :param metrics: metric names (default accuracy, F1, precision, recall; or MSE, MAE, R²).
-    :param output_dir: where to write the model (``output_dir/model``), checkpoints and plots.
+    :param output_dir: where to write the model (``output_dir/model``, with its plots in
+        ``output_dir/model/plots``), checkpoints and ``results.json``.
     :param overwrite_output_dir: replace a model already in ``output_dir``.
     :param seed: seeds data splits, head initialisation, shuffling and dropout.
     :param mixed_precision: ``no``, ``fp16``, ``bf16`` or ``fp8`` (accelerate's).
@@ -236,6 +237,8 @@ def adapt(
     timings["total"] = time.perf_counter() - started
     result = AdaptResult(model=model, metrics=trained.metrics, history=trained.history, recipe=recipe,
                          output_dir=Path(output_dir) if output_dir is not None else None, timings=timings)
+    if (output_dir is not None or push_to_hub) and trained.is_main_process:
+        model.attachments.update(_render_plots(result))
     if output_dir is not None and trained.is_main_process:
         _write_outputs(result)
     if push_to_hub and trained.is_main_process:
@@ -256,18 +259,17 @@ def _class_weights(value: Any, target: Any, balanced: Any) -> list[float] | None
     raise ConfigurationError(f"class_weights must be 'balanced' or {target.num_labels} numbers, got {value!r}.")
 
 
+def _render_plots(result: AdaptResult) -> dict[str, bytes]:
+    """The training-curve and confusion-matrix PNGs that are saved and pushed with the model."""
+    from tlzoo.plots import render_model_plots
+
+    return render_model_plots(result.history, result.metrics)
+
+
 def _write_outputs(result: AdaptResult) -> None:
     assert result.output_dir is not None
     result.output_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        from tlzoo.plots import save_plots
-
-        save_plots(result.history, result.metrics, result.output_dir / "plots")
-    except ImportError:  # plots are optional; matplotlib may be missing
-        logger.debug("matplotlib is not installed; no plots written")
     result.model.save_pretrained(result.output_dir / "model")
     summary = {"metrics": result.metrics, "recipe": result.recipe, "timings": result.timings}
     (result.output_dir / "results.json").write_text(json.dumps(summary, indent=2, default=str))
     logger.info("Saved the adapted model in %s", result.output_dir / "model")
-
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -55,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
     if not args.debug:
+        # transformers and datasets reset their loggers' levels on import; these are read then
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DATASETS_VERBOSITY", "error")
         for noisy in ("transformers", "datasets", "accelerate", "huggingface_hub", "httpx", "filelock", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
     from tlzoo.errors import TlzooError

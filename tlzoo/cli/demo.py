@@ -122,9 +122,9 @@ def format_report(report: dict[str, Any]) -> list[str]:
     from tlzoo.cli.commands import table
 
     minutes, seconds = divmod(round(report["seconds"]), 60)
-    lines = [f"tlzoo demo: transfer learning vs training from scratch (seed {report['seed']}, "
-             f"{report['num_threads']} torch threads{', quick sizes' if report['quick'] else ''}): "
-             f"{minutes} min {seconds} s", ""]
+    threads = f"{report['num_threads']} torch thread{'s' if report['num_threads'] != 1 else ''}"
+    lines = [f"tlzoo demo: transfer learning vs training from scratch (seed {report['seed']}, {threads}"
+             f"{', quick sizes' if report['quick'] else ''}): {minutes} min {seconds} s", ""]
     rows = [(r["modality"], r["label"], _pct(r["accuracy"]), f"{r['f1']:.3f}", _time(report, r))
             for r in report["table"]]
     if rows:

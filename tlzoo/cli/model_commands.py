@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,32 @@ examples:
   tlzoo adapt ./my-wav2vec2 clips/ --strategy linear_probe --json
   tlzoo adapt dinov2-small photos/ -o out --push-to-hub me/photo-classifier
 """
+
+
+@contextlib.contextmanager
+def library_progress_bars(enabled: bool) -> Iterator[None]:
+    """Turn the progress bars of huggingface_hub, transformers and datasets off (``enabled=False``), then back."""
+    if enabled:
+        yield
+        return
+    import datasets
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as transformers_logging
+
+    was = {"hub": hub_utils.are_progress_bars_disabled(), "datasets": not datasets.is_progress_bar_enabled(),
+           "transformers": not transformers_logging.is_progress_bar_enabled()}  # fmt: skip
+    hub_utils.disable_progress_bars()
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was["hub"]:
+            hub_utils.enable_progress_bars()
+        if not was["datasets"]:
+            datasets.enable_progress_bars()
+        if not was["transformers"]:
+            transformers_logging.enable_progress_bar()
 
 
 def _float_list(text: str) -> list[float]:
@@ -35,35 +63,52 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     class_weights: Any = args.class_weights
     if class_weights and class_weights != "balanced":
         class_weights = _float_list(class_weights)
+    quiet = args.json or args.quiet
     started = time.perf_counter()
-    result = tlzoo.adapt(
-        args.source, args.data, task=args.task, input_column=args.input_column, label_column=args.label_column,
-        strategy=args.strategy, head=head, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, metrics=args.metrics.split(",") if args.metrics else None,
-        output_dir=args.output_dir, overwrite_output_dir=args.overwrite_output_dir, seed=args.seed,
-        mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps,
-        early_stopping=args.early_stopping, resume_from=True if args.resume else None,
-        test_size=args.test_size, validation_size=args.validation_size, class_weights=class_weights,
-        report_to=args.report_to, push_to_hub=args.push_to_hub, hub_private=args.private, hub_endpoint=args.endpoint,
-        pooling=args.pooling, revision=args.revision, progress=not args.json,
-    )
+    with library_progress_bars(not quiet):
+        result = tlzoo.adapt(
+            args.source, args.data, task=args.task, input_column=args.input_column, label_column=args.label_column,
+            strategy=args.strategy, head=head, epochs=args.epochs, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, metrics=args.metrics.split(",") if args.metrics else None,
+            output_dir=args.output_dir, overwrite_output_dir=args.overwrite_output_dir, seed=args.seed,
+            mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps,
+            early_stopping=args.early_stopping, resume_from=True if args.resume else None,
+            test_size=args.test_size, validation_size=args.validation_size, class_weights=class_weights,
+            report_to=args.report_to, push_to_hub=args.push_to_hub, hub_private=args.private,
+            hub_endpoint=args.endpoint, pooling=args.pooling, revision=args.revision, progress=not quiet,
+        )
     elapsed = time.perf_counter() - started
     if args.json:
         echo_json({"metrics": _scalars(result.metrics), "strategy": result.recipe["strategy"],
                    "strategy_reason": result.recipe["strategy_reason"], "seconds": round(elapsed, 2),
-                   "output_dir": str(result.output_dir) if result.output_dir else None, "commit_url": result.commit_url})
+                   "output_dir": str(result.output_dir) if result.output_dir else None,
+                   "model_dir": str(result.output_dir / "model") if result.output_dir else None,
+                   "plots": sorted(result.model.attachments), "commit_url": result.commit_url})
         return 0
-    rows = [(split, *(_fmt(m.get(k)) for k in ("accuracy", "f1", "precision", "recall", "mse", "mae", "r2", "loss")))
-            for split, m in result.metrics.items()]
-    echo(table(rows, ["split", "accuracy", "f1", "precision", "recall", "mse", "mae", "r2", "loss"]))
+    echo(metrics_table(result.metrics))
     echo()
     echo(f"strategy: {result.recipe['strategy']} ({result.recipe['strategy_reason']})")
     echo(f"time: {elapsed:.1f} s")
     if result.output_dir:
-        echo(f"model: {result.output_dir / 'model'}   plots: {result.output_dir / 'plots'}")
+        model_dir = result.output_dir / "model"
+        echo(f"model: {model_dir}")
+        for name in sorted(result.model.attachments):
+            echo(f"plot: {model_dir / name}")
     if result.commit_url:
         echo(f"pushed: {result.commit_url}")
     return 0
+
+
+SUMMARY_METRICS = ("accuracy", "f1", "precision", "recall", "mse", "mae", "r2", "loss")
+
+
+def metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
+    """One row per split (validation before test), one column per summary metric any split has."""
+    columns = [k for k in SUMMARY_METRICS if any(isinstance(m.get(k), int | float) for m in metrics.values())]
+    order = {"train": 0, "validation": 1, "test": 2}
+    rows = [(split, *(_fmt(metrics[split].get(k)) for k in columns))
+            for split in sorted(metrics, key=lambda name: order.get(name, 3))]
+    return table(rows, ["split", *columns])
 
 
 def _scalars(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -131,9 +176,10 @@ def _inputs(paths: list[str], model: Any) -> list[Any]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import tlzoo
 
-    model = tlzoo.load(args.model, revision=args.revision, endpoint=args.endpoint)
-    inputs = _inputs(args.inputs, model)
-    predictions = model.predict(inputs, top_k=args.top_k, batch_size=args.batch_size)
+    with library_progress_bars(not (args.json or args.quiet)):
+        model = tlzoo.load(args.model, revision=args.revision, endpoint=args.endpoint)
+        inputs = _inputs(args.inputs, model)
+        predictions = model.predict(inputs, top_k=args.top_k, batch_size=args.batch_size)
     if args.json:
         echo_json([{"input": i, "prediction": p} for i, p in zip(inputs, predictions)])
         return 0

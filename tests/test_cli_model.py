@@ -1,0 +1,189 @@
+"""``tlzoo adapt``, ``tlzoo predict`` and ``tlzoo push``: the summary, --json, plots, exit codes, the Hub."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import keyword_sentences
+from hub_server import HubServer
+from tlzoo.cli import main
+
+TOKEN = "hf_alice"
+NOISY = ("transformers", "datasets", "accelerate", "huggingface_hub", "httpx", "filelock", "urllib3")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def cli_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``main()`` quiets some loggers and sets verbosity variables; undo that after each test."""
+    for name in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    levels = {name: logging.getLogger(name).level for name in NOISY}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CSV whose columns have names the CLI cannot guess: ``review`` (text) and ``topic`` (label)."""
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    keyword_sentences(30).rename_columns({"text": "review", "label": "topic"}).to_csv(path, index=False)
+    return path
+
+
+ADAPT = ["--input-column", "review", "--label-column", "topic", "--strategy", "linear_probe", "--epochs", "40",
+         "--learning-rate", "0.01", "--batch-size", "16"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def adapted(wide_bert: Path, reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One ``tlzoo adapt`` run with a summary, shared by the tests that read its outputs."""
+    out = tmp_path_factory.mktemp("adapted") / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["adapt", str(wide_bert), str(reviews), *ADAPT, "-o", str(out)])
+    return {"code": code, "stdout": stdout.getvalue(), "out": out}
+
+
+def test_adapt_prints_a_summary_and_saves_the_model_with_its_plots(adapted: dict[str, Any]) -> None:
+    assert adapted["code"] == 0
+    out, stdout = adapted["out"], adapted["stdout"]
+    results = json.loads((out / "results.json").read_text())
+    test = results["metrics"]["test"]
+    assert test["accuracy"] >= 0.8  # the keyword classes are learnable by a linear probe on random features
+    lines = stdout.splitlines()
+    header = next(line for line in lines if line.startswith("split"))
+    assert header.split()[:3] == ["split", "accuracy", "f1"]
+    test_row = next(line.split() for line in lines if line.startswith("test "))
+    assert float(test_row[1]) == pytest.approx(test["accuracy"], abs=1e-4)
+    assert "strategy: linear_probe (" in stdout and "time: " in stdout
+    model_dir = out / "model"
+    assert f"model: {model_dir}" in stdout
+    for name in ("training_curves.png", "confusion_matrix.png"):
+        assert f"plot: {model_dir / 'plots' / name}" in stdout
+        assert (model_dir / "plots" / name).read_bytes().startswith(PNG)
+    card = (model_dir / "README.md").read_text()
+    assert "![Training curves](plots/training_curves.png)" in card
+    assert "![Confusion matrix](plots/confusion_matrix.png)" in card
+
+
+def test_adapt_json_is_the_only_stdout(wide_bert: Path, reviews: Path, tmp_path: Path, capsys: Any) -> None:
+    code = main(["adapt", str(wide_bert), str(reviews), *ADAPT, "--epochs", "2", "--json", "-o", str(tmp_path / "o")])
+    assert code == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # nothing but the JSON document on stdout
+    assert report["strategy"] == "linear_probe" and report["strategy_reason"]
+    assert set(report["metrics"]) == {"validation", "test"}
+    assert 0 <= report["metrics"]["test"]["accuracy"] <= 1 and report["seconds"] > 0
+    assert report["model_dir"] == str(tmp_path / "o" / "model")
+    assert report["plots"] == ["plots/confusion_matrix.png", "plots/training_curves.png"]
+    assert "%|" not in captured.err  # --json turns progress bars off
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--head-options", "{not json"], "--head-options must be a JSON object"),
+        (["--epochs", "many"], "invalid int value"),
+        (["--mixed-precision", "fp64"], "invalid choice"),
+    ],
+)
+def test_adapt_usage_errors_exit_2(wide_bert: Path, reviews: Path, tmp_path: Path, capsys: Any, args: list[str],
+                                   message: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["adapt", str(wide_bert), str(reviews), *args, "-o", str(tmp_path / "o")])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_adapt_bad_data_exits_1_with_the_message_only(wide_bert: Path, reviews: Path, tmp_path: Path,
+                                                      capsys: Any, caplog: Any) -> None:
+    out = tmp_path / "o"
+    assert main(["adapt", str(wide_bert), str(reviews), "--label-column", "stars", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "stars" in err and "topic" in err  # names the column and the choices
+    assert "Traceback" not in err and not out.exists()  # raised before any work, nothing written
+    caplog.clear()
+    assert main(["--debug", "adapt", str(wide_bert), str(reviews), "--label-column", "stars", "-o", str(out)]) == 1
+    assert any(record.exc_info for record in caplog.records)  # --debug logs the traceback
+
+
+def test_adapt_refuses_to_overwrite_a_model(adapted: dict[str, Any], wide_bert: Path, reviews: Path,
+                                            capsys: Any) -> None:
+    model = adapted["out"] / "model"
+    before = {p: p.read_bytes() for p in model.rglob("*") if p.is_file()}
+    assert main(["adapt", str(wide_bert), str(reviews), *ADAPT, "-o", str(adapted["out"])]) == 1
+    err = capsys.readouterr().err
+    assert "already holds a model" in err and "--overwrite-output-dir" in err and "--resume" in err
+    assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before
+
+
+def test_predict_texts_table_and_json(adapted: dict[str, Any], capsys: Any) -> None:
+    import tlzoo
+
+    model_dir = str(adapted["out"] / "model")
+    texts = ["football goal coach referee", "rain snow storm wind"]
+    assert main(["predict", model_dir, *texts, "--json", "--top-k", "2"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["input"] for row in rows] == texts
+    expected = tlzoo.load(model_dir).predict(texts, top_k=2)
+    assert [row["prediction"] for row in rows] == json.loads(json.dumps(expected))
+    assert all(len(row["prediction"]) == 2 for row in rows)
+    assert main(["predict", model_dir, texts[0]]) == 0
+    table = capsys.readouterr().out
+    assert texts[0] in table and f"{expected[0][0]['label']} ({expected[0][0]['score']:.3f})" in table
+
+
+def test_predict_a_missing_model_exits_1(tmp_path: Path, capsys: Any) -> None:
+    assert main(["predict", str(tmp_path / "nowhere"), "some text"]) == 1
+    assert "No saved model folder" in capsys.readouterr().err
+
+
+@pytest.fixture
+def hub(online: None) -> Iterator[HubServer]:
+    with HubServer(tokens={TOKEN: "alice"}) as server:
+        yield server
+
+
+def test_push_then_predict_from_the_hub(adapted: dict[str, Any], hub: HubServer, capsys: Any,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    model_dir = adapted["out"] / "model"
+    assert main(["push", str(model_dir), "alice/topics", "--endpoint", hub.endpoint]) == 1  # no token anywhere
+    assert "needs a token" in capsys.readouterr().err and not hub.repo_exists("alice/topics")
+
+    assert main(["push", str(model_dir), "alice/topics", "--token", TOKEN, "--endpoint", hub.endpoint]) == 0
+    assert "Pushed" in capsys.readouterr().out
+    files = hub.repo_files("alice/topics")
+    assert files["plots/training_curves.png"] == (model_dir / "plots" / "training_curves.png").read_bytes()
+    assert files["plots/confusion_matrix.png"].startswith(PNG)
+    assert b"![Confusion matrix](plots/confusion_matrix.png)" in files["README.md"]
+    assert b"alice/topics" in files["README.md"]  # the card's usage example names the repo
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main(["predict", "alice/topics", "rain snow storm", "--endpoint", hub.endpoint, "--json"]) == 0
+    from_hub = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(model_dir), "rain snow storm", "--json"]) == 0
+    assert from_hub[0]["prediction"] == json.loads(capsys.readouterr().out)[0]["prediction"]
+
+
+def test_adapt_push_to_hub(wide_bert: Path, reviews: Path, hub: HubServer, capsys: Any,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    args = ["adapt", str(wide_bert), str(reviews), *ADAPT, "--epochs", "2", "--json", "--endpoint", hub.endpoint]
+    assert main([*args, "--push-to-hub", "alice/quick"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["commit_url"].startswith(hub.endpoint) and report["model_dir"] is None
+    assert len(hub.commits("alice/quick")) == 1
+    assert {"head.safetensors", "README.md", "plots/training_curves.png"} <= set(hub.repo_files("alice/quick"))
+    assert main([*args, "--push-to-hub", "bob/not-mine"]) == 1  # checked before training: alice cannot write there
+    assert "bob" in capsys.readouterr().err and not hub.repo_exists("bob/not-mine")
