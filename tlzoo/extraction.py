@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from tlzoo.cache import FeatureCache, FeatureTable
+from tlzoo.data import column_values
 from tlzoo.features import FeatureExtractor
 from tlzoo.modality import Modality
 
@@ -19,7 +20,7 @@ SHARD_ROWS = 4096  # rows written per cache shard: bounds the memory extraction 
 
 def fingerprints(ds: Any, input_column: str, modality: Modality) -> list[bytes]:
     """Content digests of every example of *ds* (the feature-cache keys)."""
-    return [modality.fingerprint(value) for value in ds[input_column]]
+    return [modality.fingerprint(value) for value in column_values(ds, input_column)]
 
 
 @torch.no_grad()

@@ -22,6 +22,8 @@ from tlzoo.errors import ModalityNotAvailableError, RegistryError, UnknownModelE
 from tlzoo.modality import KNOWN_DISTRIBUTIONS
 
 logger = logging.getLogger(__name__)
+#: libyaml's safe loader when PyYAML was built with it (about ten times faster), else the Python one.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 REQUIRED = {
     "name": str,
@@ -115,7 +117,7 @@ def read_registry_file(path: str | os.PathLike[str]) -> list[SourceModel]:
     """Read and validate one registry YAML file (``models:`` list of entries)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except FileNotFoundError:
         raise RegistryError(f"Registry file {path} does not exist.") from None
     except yaml.YAMLError as exc:

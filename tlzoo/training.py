@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tlzoo.batches import Collate, ExampleBatches, FeatureBatches
-from tlzoo.data import TargetData
+from tlzoo.data import TargetData, column_values
 from tlzoo.errors import ConfigurationError
 from tlzoo.features import FeatureExtractor
 from tlzoo.heads import TaskSpec, build_head
@@ -125,7 +125,7 @@ def train(
                              "metric_for_best_model": metric_for_best_model, "class_weights": class_weights}
     probe_epochs = (epochs or PROBE.epochs) if strategy == "linear_probe" else (lp_epochs or PROBE.epochs)
     cache_stats: dict[str, int] = {}
-    labels = {n: ds[target.label_column] for n, ds in target.splits.items()}
+    labels = {n: column_values(ds, target.label_column) for n, ds in target.splits.items()}
     phases: list[tuple[str, Any]] = []
     if strategy in ("linear_probe", "lp_ft"):
         phases.append(("linear_probe", probe_epochs))
