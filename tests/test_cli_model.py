@@ -176,10 +176,9 @@ def test_push_then_predict_from_the_hub(adapted: dict[str, Any], hub: HubServer,
     assert from_hub[0]["prediction"] == json.loads(capsys.readouterr().out)[0]["prediction"]
 
 
-def test_adapt_push_to_hub(wide_bert: Path, reviews: Path, hub: HubServer, capsys: Any,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    args = ["adapt", str(wide_bert), str(reviews), *ADAPT, "--epochs", "2", "--json", "--endpoint", hub.endpoint]
+def test_adapt_push_to_hub(wide_bert: Path, reviews: Path, hub: HubServer, capsys: Any) -> None:
+    args = ["adapt", str(wide_bert), str(reviews), *ADAPT, "--epochs", "2", "--json", "--endpoint", hub.endpoint,
+            "--token", TOKEN]  # fmt: skip
     assert main([*args, "--push-to-hub", "alice/quick"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["commit_url"].startswith(hub.endpoint) and report["model_dir"] is None

@@ -75,7 +75,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             early_stopping=args.early_stopping, resume_from=True if args.resume else None,
             test_size=args.test_size, validation_size=args.validation_size, class_weights=class_weights,
             report_to=args.report_to, push_to_hub=args.push_to_hub, hub_private=args.private,
-            hub_endpoint=args.endpoint, pooling=args.pooling, revision=args.revision, progress=not quiet,
+            hub_endpoint=args.endpoint, pooling=args.pooling, revision=args.revision, token=args.token,
+            progress=not quiet,
         )
     elapsed = time.perf_counter() - started
     if args.json:
@@ -152,6 +153,7 @@ def register_adapt(sub: Any) -> None:
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="push the adapted model to this Hub repo")
     p.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
     p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
+    p.add_argument("--token", help="Hub token for private source models and pushing (default: HF_TOKEN or the login)")
     p.add_argument("--json", action="store_true", help="print the results as JSON (no progress bars)")
     p.set_defaults(func=cmd_adapt)
 
@@ -177,7 +179,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import tlzoo
 
     with library_progress_bars(not (args.json or args.quiet)):
-        model = tlzoo.load(args.model, revision=args.revision, endpoint=args.endpoint)
+        model = tlzoo.load(args.model, revision=args.revision, token=args.token, endpoint=args.endpoint)
         inputs = _inputs(args.inputs, model)
         predictions = model.predict(inputs, top_k=args.top_k, batch_size=args.batch_size)
     if args.json:
@@ -206,6 +208,7 @@ def register_predict(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--revision", help="Hub revision")
     p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
+    p.add_argument("--token", help="Hub token for a private repo (default: HF_TOKEN or the saved login)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_predict)
 
