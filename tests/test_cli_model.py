@@ -95,6 +95,12 @@ def test_adapt_json_is_the_only_stdout(wide_bert: Path, reviews: Path, tmp_path:
         (["--head-options", "{not json"], "--head-options must be a JSON object"),
         (["--epochs", "many"], "invalid int value"),
         (["--mixed-precision", "fp64"], "invalid choice"),
+        (["--strategy", "linear_prob"], "Did you mean 'linear_probe'"),
+        (["--task", "regresion"], "Unknown task 'regresion'"),
+        (["--epochs", "0"], "must be a positive integer, got 0"),
+        (["--batch-size", "-4"], "must be a positive integer, got -4"),
+        (["--test-size", "1.5"], "must be a fraction from 0 up to 1"),
+        (["--class-weights", "1,two"], "--class-weights must be 'balanced' or comma-separated numbers"),
     ],
 )
 def test_adapt_usage_errors_exit_2(wide_bert: Path, reviews: Path, tmp_path: Path, capsys: Any, args: list[str],

@@ -250,7 +250,10 @@ def detect_task(ds: Any, label_column: str) -> str:
     return "single_label_classification"
 
 
-def _check_task(task: str) -> str:
+def check_task(task: str) -> str:
+    """Validate a task name (``auto``, one of :data:`tlzoo.heads.TASKS` or an alias); return its canonical name."""
+    if task == "auto":
+        return task
     task = TASK_ALIASES.get(task, task)
     if task not in TASKS:
         raise ConfigurationError(f"Unknown task {task!r}; expected 'auto' or one of {', '.join(TASKS)}." + did_you_mean(task, TASKS))
@@ -390,7 +393,7 @@ def load_target_data(
             raise ColumnNotFoundError(f"The {name} split has no column {missing[0]!r}; its columns are {ds.column_names}.")
     splits = {name: ds.select_columns([input_column, label_column]) for name, ds in splits.items()}
     splits = {name: _undecoded(ds, input_column) for name, ds in splits.items()}
-    task = detect_task(train, label_column) if task == "auto" else _check_task(task)
+    task = detect_task(train, label_column) if task == "auto" else check_task(task)
     names = _label_names(splits, label_column, task)
     if names is not None and len(names) < 2 and task == "single_label_classification":
         raise DataError(

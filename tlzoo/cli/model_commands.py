@@ -47,13 +47,52 @@ def library_progress_bars(enabled: bool) -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (else a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number from 0 (none) up to, not including, 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction from 0 up to 1, got {value}")
+    return value
+
+
 def _float_list(text: str) -> list[float]:
-    return [float(x) for x in text.split(",")]
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--class-weights must be 'balanced' or comma-separated numbers, got {text!r}") from None
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """Unknown strategy or task names are usage errors (exit code 2), found before anything loads."""
+    from tlzoo.data import check_task
+    from tlzoo.errors import ConfigurationError
+    from tlzoo.strategies import check_strategy
+
+    try:
+        check_strategy(args.strategy)
+        check_task(args.task)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     import tlzoo
 
+    _check_names(args)
     head: Any = args.head
     if args.head_options:
         try:
@@ -133,19 +172,19 @@ def register_adapt(sub: Any) -> None:
     p.add_argument("--strategy", default="auto", help="auto, linear_probe, partial, full, lp_ft")
     p.add_argument("--head", default="linear", help="head name: linear, mlp, or a plugin's")
     p.add_argument("--head-options", help='head options as JSON, e.g. \'{"hidden_size": 128}\'')
-    p.add_argument("--epochs", type=int, help="training epochs (default by strategy)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=positive_int, help="training epochs (default by strategy)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="examples per step, over all devices")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default by strategy)")
     p.add_argument("--metrics", help="comma-separated metric names")
     p.add_argument("-o", "--output-dir", help="where to write the model, checkpoints and plots")
     p.add_argument("--overwrite-output-dir", action="store_true", help="replace a model already in --output-dir")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of splits, initialisation and shuffling")
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16", "fp8"])
-    p.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement")
-    p.add_argument("--test-size", type=float, default=0.2, help="held-out fraction when the data has no test split")
-    p.add_argument("--validation-size", type=float, default=0.1, help="validation fraction when the data has none")
+    p.add_argument("--gradient-accumulation-steps", type=positive_int, default=1, help="batches per optimizer step")
+    p.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement")
+    p.add_argument("--test-size", type=fraction, default=0.2, help="held-out fraction when the data has no test split (0: none)")
+    p.add_argument("--validation-size", type=fraction, default=0.1, help="validation fraction when the data has none (0: none)")
     p.add_argument("--class-weights", help="'balanced' or comma-separated weights")
     p.add_argument("--pooling", default="auto", help="feature pooling: auto, mean, cls, pooler")
     p.add_argument("--revision", help="Hub revision of the source model")
@@ -204,8 +243,8 @@ def register_predict(sub: Any) -> None:
                        formatter_class=Formatter)
     p.add_argument("model", help="saved model folder or Hub repo id")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, or texts")
-    p.add_argument("--top-k", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--top-k", type=positive_int, default=1, help="the K most likely labels per input")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="inputs per forward pass")
     p.add_argument("--revision", help="Hub revision")
     p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
     p.add_argument("--token", help="Hub token for a private repo (default: HF_TOKEN or the saved login)")
