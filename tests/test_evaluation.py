@@ -221,6 +221,7 @@ def test_unknown_task_raises() -> None:
         (MULTI, np.zeros((2, 3)), np.zeros((2, 4)), "shape"),
         (MULTI, np.zeros(2), np.zeros(2), "num_labels"),
         (MULTI, np.zeros((2, 2)), [[0, 2], [1, 0]], "0/1"),
+        (MULTI, np.zeros((2, 1)), [[0], [1]], "two label columns"),
         (REGRESSION, [1.0, 2.0, 3.0], [[1.0, 2.0, 3.0]], "samples"),
         (REGRESSION, np.zeros((3, 2)), np.zeros((3, 3)), "shape"),
         (SINGLE, [], [], "No samples"),

@@ -19,6 +19,7 @@ import datasets
 import evaluate
 import numpy as np
 import pytest
+from sklearn.exceptions import UndefinedMetricWarning
 
 from tlzoo.errors import MetricError as ErrorsMetricError
 from tlzoo.metrics import BUILTIN_METRICS, MetricError, canonical_metric_name, load_metric
@@ -173,6 +174,7 @@ def test_average_none_returns_one_score_per_label() -> None:
     np.testing.assert_allclose(precision, [1.0, 1 / 3, 0.0])
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
 def test_class_absent_from_predictions_gives_zero_not_nan() -> None:
     refs = [0, 0, 1, 1, 2, 2]
     preds = [0, 0, 1, 1, 1, 0]  # class 2 is never predicted: its precision is 0/0
@@ -190,11 +192,14 @@ def test_class_absent_from_predictions_gives_zero_not_nan() -> None:
 
 
 def test_all_zero_division_everywhere() -> None:
-    # No positives at all in binary data: every ratio is 0/0 -> 0.0
+    # No positives at all in binary data: every ratio is 0/0 -> 0.0, with a warning by default
     for name in ("precision", "recall", "f1"):
-        assert load_metric(name).compute(predictions=[0, 0], references=[0, 0]) == {name: 0.0}
+        with pytest.warns(UndefinedMetricWarning):
+            assert load_metric(name).compute(predictions=[0, 0], references=[0, 0]) == {name: 0.0}
+        assert load_metric(name).compute(predictions=[0, 0], references=[0, 0], zero_division=1) == {name: 1.0}
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
 def test_labels_argument_selects_and_orders_labels() -> None:
     per_label = load_metric("recall").compute(predictions=PREDS, references=REFS, average=None, labels=[2, 0])
     np.testing.assert_allclose(per_label["recall"], [0.0, 2 / 3])
@@ -245,6 +250,36 @@ def test_multilabel_matches_the_hub_docstring_example() -> None:
 def test_multilabel_binary_average_raises() -> None:
     with pytest.raises(ValueError, match="multilabel"):
         load_metric("f1", "multilabel").compute(predictions=[[0, 1]], references=[[0, 1]])
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("accuracy", {}), ("f1", {"average": None}), ("confusion_matrix", {})])
+def test_multilabel_needs_two_label_columns(name: str, kwargs: dict) -> None:
+    # one indicator column would be read as binary class ids: per-label scores would describe the negatives
+    metric = load_metric(name, "multilabel")
+    with pytest.raises(ValueError, match="at least two label columns"):
+        metric.compute(predictions=[[1], [0], [0]], references=[[1], [1], [0]], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "kwargs", "match"),
+    [
+        ("f1", None, {"average": "mean"}, "average"),
+        ("precision", None, {"average": "samples"}, "multilabel"),
+        ("mse", None, {"multioutput": "median"}, "multioutput"),
+        ("confusion_matrix", "multilabel", {"normalize": "true"}, "normalize"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_them(name: str, config: str | None, kwargs: dict, match: str) -> None:
+    refs = [[0, 1], [1, 1]] if config == "multilabel" else [0, 1]
+    with pytest.raises(ValueError, match=match):
+        load_metric(name, config).compute(predictions=refs, references=refs, **kwargs)
+
+
+def test_inputs_of_different_lengths_raise() -> None:
+    with pytest.raises(ValueError, match=r"\[2, 3\]"):
+        load_metric("accuracy").compute_arrays(predictions=[0, 1, 1], references=[0, 1])
+    with pytest.raises(ValueError, match="Mismatch"):  # evaluate's own check in compute()
+        load_metric("accuracy").compute(predictions=[0, 1, 1], references=[0, 1])
 
 
 # --------------------------------------------------------------------------- confusion matrix
@@ -318,6 +353,9 @@ def test_regression_multioutput() -> None:
     assert mse.compute(predictions=preds, references=refs)["mse"] == pytest.approx((1.25 / 3 + 1.0) / 2)
     mae = load_metric("mae", "multilist").compute(predictions=preds, references=refs, multioutput="raw_values")
     np.testing.assert_allclose(mae["mae"], [0.5, 1.0])
+    # RMSE is taken per output, then averaged (not the root of the averaged MSE)
+    rmse = mse.compute(predictions=preds, references=refs, squared=False)["mse"]
+    assert rmse == pytest.approx(((1.25 / 3) ** 0.5 + 1.0) / 2)
     r2 = load_metric("r2", "multilist").compute(predictions=preds, references=refs, multioutput="raw_values")["r2"]
     # column 0: mean 7/3, SS_tot = 146/3, SS_res = 1.25 ; column 1: mean -1/3, SS_tot = 98/3, SS_res = 3
     np.testing.assert_allclose(r2, [1 - 1.25 / (146 / 3), 1 - 3 / (98 / 3)])
@@ -422,7 +460,8 @@ def test_importing_metrics_and_evaluation_is_lazy(tmp_path: Path) -> None:
         import tlzoo
         before = set(sys.modules)
         import tlzoo.metrics, tlzoo.evaluation
-        heavy = [m for m in set(sys.modules) - before if m.split(".")[0] in ("torch", "transformers", "evaluate")]
+        heavy_roots = ("torch", "transformers", "evaluate", "sklearn")
+        heavy = [m for m in set(sys.modules) - before if m.split(".")[0] in heavy_roots]
         assert not heavy, heavy
         print("ok")
         """

@@ -6,7 +6,8 @@ with tlzoo's built-in, offline :mod:`tlzoo.metrics` (real :mod:`evaluate` module
 per-class table and confusion matrix for the CLI and model cards.
 
 This module never imports torch: tensors are accepted by duck typing
-(``.detach().cpu().numpy()``), and :mod:`evaluate` is only imported when metrics run.
+(``.detach().cpu().numpy()``), and :mod:`evaluate` and :mod:`sklearn` are only imported
+when metrics run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import numpy as np
 
 from tlzoo.errors import ConfigurationError, MetricError, did_you_mean
 from tlzoo.metrics import canonical_metric_name, load_metric
-from tlzoo.metrics._functional import is_binary_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ def evaluate_predictions(
             ``"regression"``.
         predictions: numpy array, torch tensor or nested list.
             Single-label: logits/scores ``[N, C]`` (argmax is taken) or class ids ``[N]``.
-            Multi-label: logits ``[N, C]`` (sigmoid, then ``>= threshold``) or 0/1 ``[N, C]``.
+            Multi-label: logits ``[N, C]`` (sigmoid, then ``>= threshold``) or 0/1 ``[N, C]``,
+            ``C >= 2``.
             Regression: ``[N]``, ``[N, 1]`` or ``[N, K]`` for K outputs (scores averaged).
         references: Class ids ``[N]`` (single-label), 0/1 ``[N, C]`` (multi-label) or values
             shaped like *predictions* (regression).
@@ -121,7 +122,7 @@ def evaluate_predictions(
         pred_ids, refs, num_labels = _single_label_inputs(preds, refs, label_names)
         names = _label_names(label_names, num_labels)
         result = _score(task, pred_ids, refs, _CLASSIFICATION_DEFAULTS[task] if metrics is None else metrics)
-        result["per_class"] = _per_class(task, pred_ids, refs, names)
+        result["per_class"] = _per_class(pred_ids, refs, names)
         cm = _run(load_metric("confusion_matrix"), pred_ids, refs, labels=list(range(num_labels)))["confusion_matrix"]
         result["confusion_matrix"] = cm
         result["labels"] = names
@@ -130,7 +131,7 @@ def evaluate_predictions(
     pred_matrix, refs = _multi_label_inputs(preds, refs, threshold)
     names = _label_names(label_names, refs.shape[1])
     result = _score(task, pred_matrix, refs, _CLASSIFICATION_DEFAULTS[task] if metrics is None else metrics)
-    result["per_class"] = _per_class(task, pred_matrix, refs, names)
+    result["per_class"] = _per_class(pred_matrix, refs, names)
     result["labels"] = names
     return _to_builtin(result)
 
@@ -215,6 +216,15 @@ def _as_int_ids(values: np.ndarray, what: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def _is_binary_matrix(array: np.ndarray) -> bool:
+    """True if every entry of *array* is 0 or 1 (True/False); fast for large integer arrays."""
+    if array.size == 0 or array.dtype == bool:
+        return True
+    if np.issubdtype(array.dtype, np.integer):
+        return bool(array.min() >= 0 and array.max() <= 1)
+    return bool(np.all((array == 0) | (array == 1)))
+
+
 def _single_label_inputs(
     preds: np.ndarray, refs: np.ndarray, label_names: Sequence[str] | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -259,11 +269,16 @@ def _multi_label_inputs(preds: np.ndarray, refs: np.ndarray, threshold: float) -
         )
     if preds.shape != refs.shape:
         raise MetricError(f"predictions have shape {preds.shape} but references have shape {refs.shape}.")
+    if refs.shape[1] < 2:
+        raise MetricError(
+            f"{MULTI_LABEL} needs at least two label columns; got {refs.shape[1]}. A single 0/1 label is "
+            f"{SINGLE_LABEL} with two classes: pass the column as class ids [N]."
+        )
     if not np.issubdtype(refs.dtype, np.number) and refs.dtype != bool:
         raise MetricError(f"references must be 0/1 values; got dtype {refs.dtype}.")
-    if not is_binary_matrix(refs):
+    if not _is_binary_matrix(refs):
         raise MetricError("references must be a 0/1 indicator matrix for multi-label classification.")
-    if is_binary_matrix(preds):
+    if _is_binary_matrix(preds):
         pred_matrix = preds.astype(np.int64)
     elif np.issubdtype(preds.dtype, np.floating):
         if not 0.0 < threshold < 1.0:
@@ -368,23 +383,22 @@ def _builtin_score(
     return _run(load_metric(canonical, config), preds, refs)
 
 
-def _per_class(task: str, preds: np.ndarray, refs: np.ndarray, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Precision, recall, F1 and support for every class (zeros for absent classes)."""
-    config = "multilabel" if task == MULTI_LABEL else None
-    labels = list(range(len(names)))
-    scores = {
-        key: _run(load_metric(key, config), preds, refs, average=None, labels=labels, zero_division=0)[key]
-        for key in ("precision", "recall", "f1")
-    }
-    if task == MULTI_LABEL:
-        support = refs.sum(axis=0)
-    else:
-        support = np.bincount(refs, minlength=len(names))
+def _per_class(preds: np.ndarray, refs: np.ndarray, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Precision, recall, F1 and support for every class (zeros for absent classes).
+
+    *preds* and *refs* are class ids ``[N]`` or 0/1 matrices ``[N, C]`` with ``C >= 2``; the
+    support of a multi-label class is its number of positive references.
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        refs, preds, labels=list(range(len(names))), average=None, zero_division=0
+    )
     return {
         name: {
-            "precision": float(scores["precision"][i]),
-            "recall": float(scores["recall"][i]),
-            "f1": float(scores["f1"][i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
             "support": int(support[i]),
         }
         for i, name in enumerate(names)
@@ -396,12 +410,17 @@ def _run(module: Any, preds: np.ndarray, refs: np.ndarray, **kwargs: Any) -> Any
 
     tlzoo's built-in modules are run through ``compute_arrays`` (same result as
     ``compute`` without evaluate's Arrow round trip, which is slow for large inputs);
-    any other evaluate module through ``compute``.
+    any other evaluate module through ``compute``. A ``ValueError`` from the module
+    (scikit-learn's input checks) becomes a :class:`MetricError`.
     """
     compute_arrays = getattr(module, "compute_arrays", None)
-    if callable(compute_arrays):
-        return compute_arrays(predictions=preds, references=refs, **kwargs)
-    return module.compute(predictions=preds, references=refs, **kwargs)
+    try:
+        if callable(compute_arrays):
+            return compute_arrays(predictions=preds, references=refs, **kwargs)
+        return module.compute(predictions=preds, references=refs, **kwargs)
+    except ValueError as exc:
+        name = getattr(module, "name", type(module).__name__)
+        raise MetricError(f"Metric {name!r} cannot score these inputs: {exc}") from exc
 
 
 def _as_result_dict(name: str, value: Any) -> dict[str, Any]:

@@ -16,15 +16,18 @@ mae                 default, multilist                  ``{"mae": float | ndarra
 r2 (r_squared)      default, multilist                  ``{"r2": float | ndarray}``
 ==================  ==================================  ====================================
 
-Arguments mirror the Hub's ``evaluate-metric/*`` modules (which wrap scikit-learn):
-``average`` (default ``"binary"`` like the Hub), ``labels``, ``pos_label``,
-``sample_weight``, ``zero_division``, ``normalize``, ``multioutput``, ``squared``.
+Like the Hub's ``evaluate-metric/*`` modules, each one scores with the scikit-learn
+function of the same name (``sklearn.metrics.accuracy_score``, ``f1_score``,
+``confusion_matrix``, ``mean_squared_error``, ...) and takes its arguments: ``average``
+(default ``"binary"``), ``labels``, ``pos_label``, ``sample_weight``, ``zero_division``,
+``normalize``, ``multioutput``, ``force_finite``, plus the Hub's ``squared`` for ``mse``.
+Invalid inputs raise scikit-learn's ``ValueError``.
 
 Use :func:`load_metric`; any other name is passed on to :func:`evaluate.load`.
 
 Importing this package is cheap: :mod:`evaluate` (which in 0.4.6 imports
-``transformers`` and torch when they are installed) is only imported when a metric is
-loaded or a metric class is accessed.
+``transformers`` and torch when they are installed) and :mod:`sklearn` are only imported
+when a metric is loaded or a metric class is accessed.
 """
 
 from __future__ import annotations
@@ -44,17 +47,20 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 logger = logging.getLogger(__name__)
 
+#: Canonical metric name -> (module, class) of its built-in implementation.
+_BUILTIN_CLASSES: dict[str, tuple[str, str]] = {
+    "accuracy": (".classification", "Accuracy"),
+    "f1": (".classification", "F1"),
+    "precision": (".classification", "Precision"),
+    "recall": (".classification", "Recall"),
+    "confusion_matrix": (".classification", "ConfusionMatrix"),
+    "mse": (".regression", "Mse"),
+    "mae": (".regression", "Mae"),
+    "r2": (".regression", "R2"),
+}
+
 #: Canonical names of the built-in metrics.
-BUILTIN_METRICS: tuple[str, ...] = (
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "confusion_matrix",
-    "mse",
-    "mae",
-    "r2",
-)
+BUILTIN_METRICS: tuple[str, ...] = tuple(_BUILTIN_CLASSES)
 
 #: Accepted spellings (after lower-casing, ``-`` -> ``_``) mapped to canonical names.
 _ALIASES: dict[str, str] = {**{name: name for name in BUILTIN_METRICS}, "r_squared": "r2"}
@@ -62,26 +68,7 @@ _ALIASES: dict[str, str] = {**{name: name for name in BUILTIN_METRICS}, "r_squar
 #: Public class name -> (module, attribute) for lazy access.
 _LAZY_CLASSES: dict[str, tuple[str, str]] = {
     "BuiltinMetric": ("._base", "BuiltinMetric"),
-    "Accuracy": (".classification", "Accuracy"),
-    "F1": (".classification", "F1"),
-    "Precision": (".classification", "Precision"),
-    "Recall": (".classification", "Recall"),
-    "ConfusionMatrix": (".classification", "ConfusionMatrix"),
-    "Mse": (".regression", "Mse"),
-    "Mae": (".regression", "Mae"),
-    "R2": (".regression", "R2"),
-}
-
-#: Canonical metric name -> class name.
-_CLASS_OF: dict[str, str] = {
-    "accuracy": "Accuracy",
-    "f1": "F1",
-    "precision": "Precision",
-    "recall": "Recall",
-    "confusion_matrix": "ConfusionMatrix",
-    "mse": "Mse",
-    "mae": "Mae",
-    "r2": "R2",
+    **{class_name: (module, class_name) for module, class_name in _BUILTIN_CLASSES.values()},
 }
 
 #: ``evaluate.load`` keyword arguments that make no sense for a built-in module.
@@ -157,7 +144,7 @@ def load_metric(name: str, config_name: str | None = None, **kwargs: Any) -> eva
         for key in _LOAD_ONLY_KWARGS:
             if key in kwargs:
                 logger.debug("Ignoring %s=%r for built-in metric %r.", key, kwargs.pop(key), canonical)
-        metric_class = __getattr__(_CLASS_OF[canonical])
+        metric_class = __getattr__(_BUILTIN_CLASSES[canonical][1])
         try:
             return metric_class(config_name=config_name, **kwargs)
         except (TypeError, ValueError) as exc:
