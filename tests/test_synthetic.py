@@ -277,21 +277,23 @@ def test_sentences_invalid_arguments():
 # --------------------------------------------------------------------------
 
 EXPECTED = {
-    # name: (config class, AutoModel class, preprocessor class, Auto preprocessor loader)
-    "vit": ("ViTConfig", "ViTModel", "ViTImageProcessor", "AutoImageProcessor"),
-    "convnext": ("ConvNextConfig", "ConvNextModel", "ConvNextImageProcessor", "AutoImageProcessor"),
-    "dinov2": ("Dinov2Config", "Dinov2Model", "BitImageProcessor", "AutoImageProcessor"),
-    "resnet": ("ResNetConfig", "ResNetModel", "ConvNextImageProcessor", "AutoImageProcessor"),
-    "swin": ("SwinConfig", "SwinModel", "ViTImageProcessor", "AutoImageProcessor"),
-    "wav2vec2": ("Wav2Vec2Config", "Wav2Vec2Model", "Wav2Vec2FeatureExtractor", "AutoFeatureExtractor"),
-    "hubert": ("HubertConfig", "HubertModel", "Wav2Vec2FeatureExtractor", "AutoFeatureExtractor"),
-    "wavlm": ("WavLMConfig", "WavLMModel", "Wav2Vec2FeatureExtractor", "AutoFeatureExtractor"),
-    "ast": ("ASTConfig", "ASTModel", "ASTFeatureExtractor", "AutoFeatureExtractor"),
-    "whisper": ("WhisperConfig", "WhisperModel", "WhisperFeatureExtractor", "AutoFeatureExtractor"),
-    "bert": ("BertConfig", "BertModel", "BertTokenizer", "AutoTokenizer"),
-    "distilbert": ("DistilBertConfig", "DistilBertModel", "DistilBertTokenizer", "AutoTokenizer"),
-    "roberta": ("RobertaConfig", "RobertaModel", "RobertaTokenizer", "AutoTokenizer"),
+    # name: (family: the config is "<family>Config" and the model "<family>Model", preprocessor class)
+    "vit": ("ViT", "ViTImageProcessor"),
+    "convnext": ("ConvNext", "ConvNextImageProcessor"),
+    "dinov2": ("Dinov2", "BitImageProcessor"),
+    "resnet": ("ResNet", "ConvNextImageProcessor"),
+    "swin": ("Swin", "ViTImageProcessor"),
+    "wav2vec2": ("Wav2Vec2", "Wav2Vec2FeatureExtractor"),
+    "hubert": ("Hubert", "Wav2Vec2FeatureExtractor"),
+    "wavlm": ("WavLM", "Wav2Vec2FeatureExtractor"),
+    "ast": ("AST", "ASTFeatureExtractor"),
+    "whisper": ("Whisper", "WhisperFeatureExtractor"),
+    "bert": ("Bert", "BertTokenizer"),
+    "distilbert": ("DistilBert", "DistilBertTokenizer"),
+    "roberta": ("Roberta", "RobertaTokenizer"),
 }
+#: The Auto class that loads each modality's preprocessor.
+AUTO_PREPROCESSOR = {"image": "AutoImageProcessor", "audio": "AutoFeatureExtractor", "text": "AutoTokenizer"}
 
 
 @pytest.fixture(scope="module")
@@ -337,19 +339,19 @@ def test_tiny_model_round_trips_through_auto_classes(name, tmp_path, shape_image
     import torch
     import transformers
 
-    config_cls, model_cls, pre_cls, auto_pre = EXPECTED[name]
+    family, pre_cls = EXPECTED[name]
     folder = testing.build_tiny(name, tmp_path / name)
     assert folder == tmp_path / name
     files = set(os.listdir(folder))
     assert {"config.json", "model.safetensors"} <= files
-    text = testing.TINY_MODALITIES[name] == "text"
-    assert ("tokenizer.json" if text else "preprocessor_config.json") in files
+    modality = testing.TINY_MODALITIES[name]
+    assert ("tokenizer.json" if modality == "text" else "preprocessor_config.json") in files
 
     config = transformers.AutoConfig.from_pretrained(folder)
-    assert type(config).__name__ == config_cls
+    assert type(config).__name__ == f"{family}Config"
     model = transformers.AutoModel.from_pretrained(folder).eval()
-    assert type(model).__name__ == model_cls
-    preprocessor = getattr(transformers, auto_pre).from_pretrained(folder)
+    assert type(model).__name__ == f"{family}Model"
+    preprocessor = getattr(transformers, AUTO_PREPROCESSOR[modality]).from_pretrained(folder)
     # without torchvision the image processors are the PIL-backend classes ("ViTImageProcessorPil")
     assert type(preprocessor).__name__.removesuffix("Pil") == pre_cls
     assert sum(p.numel() for p in model.parameters()) < 500_000

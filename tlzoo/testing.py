@@ -97,42 +97,55 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def _folder(path: str | os.PathLike[str]) -> Path:
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 @contextmanager
 def _quiet_progress_bars() -> Iterator[None]:
-    """Hide transformers' "Writing model shards" bar while saving, then restore the setting."""
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    """Hide transformers' and huggingface_hub's progress bars inside the block, then restore both settings.
+
+    Used around saving here ("Writing model shards") and around the whole of
+    :func:`tlzoo.demo.run_demo` (weight loading, shard writing).
+    """
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     from transformers.utils import logging as hf_logging
 
-    was_enabled = hf_logging.is_progress_bar_enabled()
+    transformers_was_enabled = hf_logging.is_progress_bar_enabled()
     hub_was_disabled = are_progress_bars_disabled()
-    if was_enabled:
-        hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # turns huggingface_hub's bars off too
     try:
         yield
     finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-            if hub_was_disabled:
-                disable_progress_bars()
+        if transformers_was_enabled:
+            hf_logging.enable_progress_bar()  # turns huggingface_hub's bars on too
+        if are_progress_bars_disabled() != hub_was_disabled:
+            (disable_progress_bars if hub_was_disabled else enable_progress_bars)()
 
 
-def _save(folder: Path, model: Any, *preprocessors: Any) -> Path:
+def _build_tiny(
+    family: str,
+    path: str | os.PathLike[str],
+    defaults: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    *preprocessors: Any,
+    seed: int,
+) -> Path:
+    """Write transformers' ``<family>Model`` with seeded random weights, and *preprocessors*, to *path*.
+
+    The model's config is ``<family>Config(**defaults, **overrides)`` (an
+    override replaces a default); *path* is created if missing. This is the
+    body every public ``build_tiny_<family>`` shares.
+    """
+    import transformers
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = getattr(transformers, f"{family}Config")(**{**defaults, **overrides})
+    with _seeded(seed):
+        model = getattr(transformers, f"{family}Model")(config)
     with _quiet_progress_bars():
         model.save_pretrained(folder)
-    for pre in preprocessors:
-        pre.save_pretrained(folder)
+    for preprocessor in preprocessors:
+        preprocessor.save_pretrained(folder)
     logger.debug("saved tiny %s to %s", type(model).__name__, folder)
     return folder
-
-
-def _config(cls: type, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> Any:
-    return cls(**{**defaults, **overrides})
 
 
 def feature_size(config: PreTrainedConfig) -> int:
@@ -208,13 +221,9 @@ def build_tiny_vit(
     Returns:
         The folder, ready for ``AutoModel.from_pretrained``.
     """
-    from transformers import ViTConfig, ViTModel
-
-    folder = _folder(path)
-    config = _config(ViTConfig, {**_TINY_TRANSFORMER, "image_size": image_size, "patch_size": patch_size}, overrides)
-    with _seeded(seed):
-        model = ViTModel(config)
-    return _save(folder, model, _vit_processor(image_size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
+    defaults = {**_TINY_TRANSFORMER, "image_size": image_size, "patch_size": patch_size}
+    processor = _vit_processor(image_size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return _build_tiny("ViT", path, defaults, overrides, processor, seed=seed)
 
 
 def build_tiny_convnext(path: str | os.PathLike[str], *, image_size: int = 32, seed: int = 0, **overrides: Any) -> Path:
@@ -235,14 +244,8 @@ def build_tiny_convnext(path: str | os.PathLike[str], *, image_size: int = 32, s
     Returns:
         The folder, ready for ``AutoModel.from_pretrained``.
     """
-    from transformers import ConvNextConfig, ConvNextModel
-
-    folder = _folder(path)
     defaults = {"num_stages": 2, "hidden_sizes": [16, 32], "depths": [1, 1], "patch_size": 4, "image_size": image_size}
-    config = _config(ConvNextConfig, defaults, overrides)
-    with _seeded(seed):
-        model = ConvNextModel(config)
-    return _save(folder, model, _convnext_processor(image_size))
+    return _build_tiny("ConvNext", path, defaults, overrides, _convnext_processor(image_size), seed=seed)
 
 
 def build_tiny_resnet(path: str | os.PathLike[str], *, image_size: int = 32, seed: int = 0, **overrides: Any) -> Path:
@@ -263,14 +266,8 @@ def build_tiny_resnet(path: str | os.PathLike[str], *, image_size: int = 32, see
     Returns:
         The folder, ready for ``AutoModel.from_pretrained``.
     """
-    from transformers import ResNetConfig, ResNetModel
-
-    folder = _folder(path)
     defaults = {"embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1], "layer_type": "basic"}
-    config = _config(ResNetConfig, defaults, overrides)
-    with _seeded(seed):
-        model = ResNetModel(config)
-    return _save(folder, model, _convnext_processor(image_size))
+    return _build_tiny("ResNet", path, defaults, overrides, _convnext_processor(image_size), seed=seed)
 
 
 def build_tiny_dinov2(
@@ -299,9 +296,8 @@ def build_tiny_dinov2(
     Returns:
         The folder, ready for ``AutoModel.from_pretrained``.
     """
-    from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
+    from transformers import BitImageProcessorPil
 
-    folder = _folder(path)
     defaults = {
         "hidden_size": 32,
         "num_hidden_layers": 2,
@@ -310,9 +306,6 @@ def build_tiny_dinov2(
         "image_size": image_size,
         "patch_size": patch_size,
     }
-    config = _config(Dinov2Config, defaults, overrides)
-    with _seeded(seed):
-        model = Dinov2Model(config)
     processor = BitImageProcessorPil(
         do_resize=True,
         size={"shortest_edge": image_size},
@@ -324,7 +317,7 @@ def build_tiny_dinov2(
         image_std=list(IMAGENET_STD),
         do_convert_rgb=True,
     )
-    return _save(folder, model, processor)
+    return _build_tiny("Dinov2", path, defaults, overrides, processor, seed=seed)
 
 
 def build_tiny_swin(
@@ -355,9 +348,6 @@ def build_tiny_swin(
     Returns:
         The folder, ready for ``AutoModel.from_pretrained``.
     """
-    from transformers import SwinConfig, SwinModel
-
-    folder = _folder(path)
     defaults = {
         "image_size": image_size,
         "patch_size": patch_size,
@@ -367,10 +357,8 @@ def build_tiny_swin(
         "num_heads": [2, 2],
         "mlp_ratio": 2.0,
     }
-    config = _config(SwinConfig, defaults, overrides)
-    with _seeded(seed):
-        model = SwinModel(config)
-    return _save(folder, model, _vit_processor(image_size, IMAGENET_MEAN, IMAGENET_STD))
+    processor = _vit_processor(image_size, IMAGENET_MEAN, IMAGENET_STD)
+    return _build_tiny("Swin", path, defaults, overrides, processor, seed=seed)
 
 
 # --------------------------------------------------------------------------
@@ -430,13 +418,8 @@ def build_tiny_wav2vec2(
     Returns:
         The folder, ready for ``AutoModel`` / ``AutoFeatureExtractor.from_pretrained``.
     """
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    folder = _folder(path)
-    config = _config(Wav2Vec2Config, _TINY_SPEECH, overrides)
-    with _seeded(seed):
-        model = Wav2Vec2Model(config)
-    return _save(folder, model, _speech_feature_extractor(sampling_rate))
+    extractor = _speech_feature_extractor(sampling_rate)
+    return _build_tiny("Wav2Vec2", path, _TINY_SPEECH, overrides, extractor, seed=seed)
 
 
 def build_tiny_hubert(
@@ -444,24 +427,11 @@ def build_tiny_hubert(
 ) -> Path:
     """Build a tiny HuBERT (``HubertModel``) and its feature extractor in *path*.
 
-    Same sizes and feature extractor as :func:`build_tiny_wav2vec2`.
-
-    Args:
-        path: folder to write (created if missing; files in it are replaced).
-        sampling_rate: the rate the feature extractor expects.
-        seed: seed of the random initial weights.
-        **overrides: extra :class:`transformers.HubertConfig` arguments.
-
-    Returns:
-        The folder, ready for ``AutoModel`` / ``AutoFeatureExtractor.from_pretrained``.
+    Same sizes, feature extractor, arguments and return value as
+    :func:`build_tiny_wav2vec2`; *overrides* go to :class:`transformers.HubertConfig`.
     """
-    from transformers import HubertConfig, HubertModel
-
-    folder = _folder(path)
-    config = _config(HubertConfig, _TINY_SPEECH, overrides)
-    with _seeded(seed):
-        model = HubertModel(config)
-    return _save(folder, model, _speech_feature_extractor(sampling_rate))
+    extractor = _speech_feature_extractor(sampling_rate)
+    return _build_tiny("Hubert", path, _TINY_SPEECH, overrides, extractor, seed=seed)
 
 
 def build_tiny_wavlm(
@@ -469,25 +439,13 @@ def build_tiny_wavlm(
 ) -> Path:
     """Build a tiny WavLM (``WavLMModel``) and its feature extractor in *path*.
 
-    Same sizes and feature extractor as :func:`build_tiny_wav2vec2`, plus
-    WavLM's gated relative position bias (32 buckets, max distance 100).
-
-    Args:
-        path: folder to write (created if missing; files in it are replaced).
-        sampling_rate: the rate the feature extractor expects.
-        seed: seed of the random initial weights.
-        **overrides: extra :class:`transformers.WavLMConfig` arguments.
-
-    Returns:
-        The folder, ready for ``AutoModel`` / ``AutoFeatureExtractor.from_pretrained``.
+    Same sizes, feature extractor, arguments and return value as
+    :func:`build_tiny_wav2vec2`, plus WavLM's gated relative position bias
+    (32 buckets, max distance 100); *overrides* go to :class:`transformers.WavLMConfig`.
     """
-    from transformers import WavLMConfig, WavLMModel
-
-    folder = _folder(path)
-    config = _config(WavLMConfig, {**_TINY_SPEECH, "num_buckets": 32, "max_bucket_distance": 100}, overrides)
-    with _seeded(seed):
-        model = WavLMModel(config)
-    return _save(folder, model, _speech_feature_extractor(sampling_rate))
+    defaults = {**_TINY_SPEECH, "num_buckets": 32, "max_bucket_distance": 100}
+    extractor = _speech_feature_extractor(sampling_rate)
+    return _build_tiny("WavLM", path, defaults, overrides, extractor, seed=seed)
 
 
 def build_tiny_ast(
@@ -520,9 +478,8 @@ def build_tiny_ast(
     Returns:
         The folder, ready for ``AutoModel`` / ``AutoFeatureExtractor.from_pretrained``.
     """
-    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+    from transformers import ASTFeatureExtractor
 
-    folder = _folder(path)
     defaults = {
         **_TINY_TRANSFORMER,
         "patch_size": 16,
@@ -531,18 +488,15 @@ def build_tiny_ast(
         "max_length": max_length,
         "num_mel_bins": num_mel_bins,
     }
-    config = _config(ASTConfig, defaults, overrides)
-    with _seeded(seed):
-        model = ASTModel(config)
     extractor = ASTFeatureExtractor(
         feature_size=1,
         sampling_rate=sampling_rate,
-        num_mel_bins=config.num_mel_bins,
-        max_length=config.max_length,
+        num_mel_bins=num_mel_bins,
+        max_length=max_length,
         do_normalize=True,
         return_attention_mask=False,
     )
-    return _save(folder, model, extractor)
+    return _build_tiny("AST", path, defaults, overrides, extractor, seed=seed)
 
 
 def build_tiny_whisper(
@@ -577,9 +531,8 @@ def build_tiny_whisper(
     Returns:
         The folder, ready for ``AutoModel`` / ``AutoFeatureExtractor.from_pretrained``.
     """
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+    from transformers import WhisperFeatureExtractor
 
-    folder = _folder(path)
     hop_length = 160
     frames = chunk_length * sampling_rate // hop_length
     defaults = {
@@ -603,18 +556,15 @@ def build_tiny_whisper(
         "mask_time_length": 2,
         "mask_feature_length": 2,
     }
-    config = _config(WhisperConfig, defaults, overrides)
-    with _seeded(seed):
-        model = WhisperModel(config)
     extractor = WhisperFeatureExtractor(
-        feature_size=config.num_mel_bins,
+        feature_size=num_mel_bins,
         sampling_rate=sampling_rate,
         hop_length=hop_length,
         chunk_length=chunk_length,
         n_fft=400,
         return_attention_mask=False,
     )
-    return _save(folder, model, extractor)
+    return _build_tiny("Whisper", path, defaults, overrides, extractor, seed=seed)
 
 
 # --------------------------------------------------------------------------
@@ -679,9 +629,6 @@ def build_tiny_bert(
     Returns:
         The folder, ready for ``AutoModel`` / ``AutoTokenizer.from_pretrained``.
     """
-    from transformers import BertConfig, BertModel
-
-    folder = _folder(path)
     tokenizer = _wordpiece_tokenizer("BertTokenizer", vocab, max_length)
     defaults = {
         **_TINY_TRANSFORMER,
@@ -689,10 +636,7 @@ def build_tiny_bert(
         "max_position_embeddings": max_length,
         "pad_token_id": tokenizer.pad_token_id,
     }
-    config = _config(BertConfig, defaults, overrides)
-    with _seeded(seed):
-        model = BertModel(config)
-    return _save(folder, model, tokenizer)
+    return _build_tiny("Bert", path, defaults, overrides, tokenizer, seed=seed)
 
 
 def build_tiny_distilbert(
@@ -719,9 +663,6 @@ def build_tiny_distilbert(
     Returns:
         The folder, ready for ``AutoModel`` / ``AutoTokenizer.from_pretrained``.
     """
-    from transformers import DistilBertConfig, DistilBertModel
-
-    folder = _folder(path)
     tokenizer = _wordpiece_tokenizer("DistilBertTokenizer", vocab, max_length)
     defaults = {
         "vocab_size": len(tokenizer),
@@ -732,10 +673,7 @@ def build_tiny_distilbert(
         "max_position_embeddings": max_length,
         "pad_token_id": tokenizer.pad_token_id,
     }
-    config = _config(DistilBertConfig, defaults, overrides)
-    with _seeded(seed):
-        model = DistilBertModel(config)
-    return _save(folder, model, tokenizer)
+    return _build_tiny("DistilBert", path, defaults, overrides, tokenizer, seed=seed)
 
 
 def build_tiny_roberta(
@@ -772,9 +710,8 @@ def build_tiny_roberta(
     import json
 
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
+    from transformers import RobertaTokenizer
 
-    folder = _folder(path)
     if corpus is None:
         from tlzoo.synthetic import DEFAULT_SENTENCE_CLASSES, _sentences, sentence_vocabulary
 
@@ -801,10 +738,7 @@ def build_tiny_roberta(
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
-    config = _config(RobertaConfig, defaults, overrides)
-    with _seeded(seed):
-        model = RobertaModel(config)
-    return _save(folder, model, tokenizer)
+    return _build_tiny("Roberta", path, defaults, overrides, tokenizer, seed=seed)
 
 
 # --------------------------------------------------------------------------
