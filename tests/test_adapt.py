@@ -1,4 +1,4 @@
-"""adapt() end to end: each modality learns, with a linear probe and with fine-tuning."""
+"""adapt() end to end: each modality learns, with a linear probe, with fine-tuning and with LoRA."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def task_for(modality: str, tiny_models: Any, wide_bert: Path) -> tuple[Path, An
     return wide_bert, keyword_sentences(40)
 
 
-@pytest.mark.parametrize(("strategy", "epochs", "lr"), [("linear_probe", 40, 1e-2), ("full", 6, 2e-3)])
+@pytest.mark.parametrize(("strategy", "epochs", "lr"),
+                         [("linear_probe", 40, 1e-2), ("full", 6, 2e-3), ("lora", 6, 5e-3)])
 @pytest.mark.parametrize("modality", ["image", "audio", "text"])
 def test_each_modality_learns_a_made_up_task(modality: str, strategy: str, epochs: int, lr: float,
                                              tiny_models: Any, wide_bert: Path, feature_cache: Path) -> None:

@@ -10,9 +10,9 @@ freezing and per-layer learning rates, the feature-cache key, saving) is shared.
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +66,26 @@ def load_backbone(source: str, *, revision: str | None = None, token: str | bool
                 source, revision=revision, token=token, config=config, **kwargs
             )
     return AutoModel.from_pretrained(source, revision=revision, token=token, **kwargs)
+
+
+def backbone_skeleton(config: Any) -> nn.Module | None:
+    """The architecture ``AutoModel`` builds from *config*, on the meta device: module names and types, no weights.
+
+    Instant even for large models, so a model-dependent argument (``lora``'s
+    target modules) can be checked before any weights load. It holds every
+    module a plugin's backbone has (pooler included; the whole encoder-decoder
+    for Whisper), and possibly more. ``None`` when transformers cannot build
+    the architecture from the config alone (a custom plugin's backbone).
+    """
+    from transformers import AutoModel
+
+    try:
+        with torch.device("meta"):
+            return AutoModel.from_config(config)
+    except Exception as exc:  # any failure only means: no early check; loading the model checks again
+        logger.debug("No meta-device skeleton of %s (%s); its LoRA targets are checked when it loads.",
+                     type(config).__name__, exc)
+        return None
 
 
 @functools.cache

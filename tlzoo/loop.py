@@ -135,7 +135,14 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
     best_weights: dict[str, torch.Tensor] | None = None
     if resume is not None:
         state.update({k: resume[k] for k in ("epoch", "best", "best_epoch", "bad_epochs")})
-        accelerator.load_state(resume["path"])
+        try:
+            accelerator.load_state(resume["path"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TrainingError(
+                f"The checkpoint {resume['path']} does not fit this model ({first}): resume with the same source, "
+                "strategy, head and lora_* arguments as the run that wrote it."
+            ) from exc
         settings.history[:] = resume["history"]
         best_file = Path(resume["path"]) / "best_weights.safetensors"
         if best_file.is_file():

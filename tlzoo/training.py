@@ -3,6 +3,8 @@
 Builds the head, applies the strategy (which parameters train, whether the
 backbone's features come from the cache), sets up ``accelerate``, runs the one
 loop for each phase, and evaluates the final model on the held-out splits.
+``lora`` trains peft adapters in the ``fine_tune`` phase and merges them into
+the backbone before the final evaluation, so what is evaluated is what is saved.
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from tlzoo.features import FeatureExtractor
 from tlzoo.heads import TaskSpec, build_head
 from tlzoo.loop import LoopSettings, Phase, TaskModel, evaluate, find_checkpoint, make_loss, run_phase
 from tlzoo.modality import Modality
-from tlzoo.strategies import FINE_TUNE, PROBE, choose_strategy, parameter_groups, trainable_groups
+from tlzoo.strategies import (
+    FINE_TUNE,
+    LORA,
+    PROBE,
+    LoraSettings,
+    choose_strategy,
+    merge_lora,
+    parameter_groups,
+    trainable_groups,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +97,12 @@ def train(
     max_grad_norm: float | None, early_stopping: int | None, metric_for_best_model: str,
     greater_is_better: bool | None, resume_from: Any, save_strategy: str, save_total_limit: int, report_to: Any,
     class_weights: list[float] | None, use_feature_cache: bool, dataloader_num_workers: int, progress: bool,
+    lora: LoraSettings | None = None,
 ) -> Trained:
-    """Train a new head (and, per the strategy, the backbone) on *target*; evaluate it."""
+    """Train a new head (and, per the strategy, the backbone or its *lora* adapters) on *target*; evaluate it."""
     from accelerate.utils import set_seed
 
+    lora = lora or LoraSettings()
     timings: dict[str, float] = {}
     accelerator = make_accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps,
                                    report_to=report_to, output_dir=output_dir, seed=seed)
@@ -129,8 +142,9 @@ def train(
     phases: list[tuple[str, Any]] = []
     if strategy in ("linear_probe", "lp_ft"):
         phases.append(("linear_probe", probe_epochs))
-    if strategy in ("partial", "full", "lp_ft"):
-        phases.append(("fine_tune", epochs or FINE_TUNE.epochs))
+    tuning = LORA if strategy == "lora" else FINE_TUNE
+    if strategy in ("partial", "full", "lp_ft", "lora"):
+        phases.append(("fine_tune", epochs or tuning.epochs))
     if resume_state and resume_state["phase"] == "fine_tune" and phases[0][0] == "linear_probe":
         phases = phases[1:]  # the probe finished before the checkpoint was taken
 
@@ -157,16 +171,24 @@ def train(
             warmup, batch = 0.0, max(batch_size, 64 * accelerator.num_processes) if use_feature_cache else batch_size
             hyper.update({"probe_epochs": phase_epochs, "probe_learning_rate": lr})
         else:
-            chosen = trainable_groups(extractor, strategy, trainable_layers)
-            lr = learning_rate or FINE_TUNE.learning_rate
-            groups = parameter_groups(chosen, head_module, learning_rate=lr, weight_decay=weight_decay, layer_decay=layer_decay)
+            chosen = trainable_groups(extractor, strategy, trainable_layers, lora)
+            lr = learning_rate or tuning.learning_rate
+            decay = 1.0 if strategy == "lora" else layer_decay  # one learning rate for every adapter
+            groups = parameter_groups(chosen, head_module, learning_rate=lr, weight_decay=weight_decay,
+                                      layer_decay=decay)
             data = {n: ExampleBatches(ds, target.input_column, target.label_column) for n, ds in target.splits.items()}
             collate = Collate(extractor.preprocess, target.task, target.num_labels)
             model = TaskModel(extractor, head_module)
             warmup, batch = warmup_ratio, batch_size
-            hyper.update({"epochs": phase_epochs, "learning_rate": lr, "layer_decay": layer_decay,
+            tuned, head_size = sum(g.num_parameters for g in chosen), sum(p.numel() for p in head_module.parameters())
+            logger.info("Training %d backbone weights (%.2f%% of its %d) and the head's %d.", tuned,
+                        100 * tuned / max(n_params, 1), n_params, head_size)
+            hyper.update({"epochs": phase_epochs, "learning_rate": lr, "layer_decay": decay,
                           "warmup_ratio": warmup_ratio, "lr_scheduler_type": lr_scheduler_type,
-                          "trainable_layer_groups": [g.name for g in chosen]})
+                          "trainable_layer_groups": [g.name for g in chosen], "trainable_parameters": tuned + head_size,
+                          "backbone_parameters": n_params})
+            if strategy == "lora":
+                hyper.update(lora.to_recipe())
         phase = Phase(
             name=phase_name, model=model, param_groups=groups,
             train_loader=_loader(data["train"], collate, batch, shuffle=True, seed=seed, workers=dataloader_num_workers),
@@ -180,6 +202,8 @@ def train(
         final_loaders = {n: _loader(data[n], collate, batch, shuffle=False, seed=seed, workers=dataloader_num_workers)
                          for n in eval_splits}
 
+    if strategy == "lora":
+        merge_lora(extractor)
     t0 = time.perf_counter()
     final_model = accelerator.prepare(TaskModel(model.extractor, head_module))
     results = {n: evaluate(final_model, accelerator.prepare(loader), settings, accelerator) for n, loader in final_loaders.items()}

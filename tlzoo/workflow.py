@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from tlzoo.errors import ConfigurationError
 from tlzoo.heads import TaskSpec, get_head_factory, parse_head
-from tlzoo.strategies import check_strategy
+from tlzoo.strategies import LoraSettings, check_strategy, lora_settings
 
 if TYPE_CHECKING:
     from tlzoo.model import AdaptedModel
+    from tlzoo.registry import SourceModel
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,11 @@ class AdaptResult:
 
 def _check_arguments(*, strategy: str, head: Any, mixed_precision: str | None, gradient_accumulation_steps: int,
                      batch_size: int, epochs: int | None, learning_rate: float | None, output_dir: Any,
-                     overwrite_output_dir: bool, resume_from: Any, early_stopping: int | None) -> None:
+                     overwrite_output_dir: bool, resume_from: Any, early_stopping: int | None,
+                     lora: LoraSettings) -> None:
     check_strategy(strategy)
+    if strategy != "lora" and lora != LoraSettings():
+        logger.warning("The lora_* arguments apply to strategy='lora' only; ignored for strategy=%r.", strategy)
     get_head_factory(parse_head(head)[0])
     if mixed_precision not in MIXED_PRECISION:
         raise ConfigurationError(f"mixed_precision must be one of 'no', 'fp16', 'bf16', 'fp8', got {mixed_precision!r}.")
@@ -119,6 +123,10 @@ def adapt(
     hub_private: bool | None = None,
     hub_endpoint: str | None = None,
     progress: bool = True,
+    lora_rank: int = 8,
+    lora_alpha: int | None = None,
+    lora_dropout: float = 0.0,
+    lora_target_modules: str | list[str] = "all-linear",
 ) -> AdaptResult:
     """Adapt a pretrained *source* model to the labelled target *data*.
 
@@ -130,14 +138,17 @@ def adapt(
     :param task: ``auto``, ``single_label_classification``, ``multi_label_classification`` or ``regression``.
     :param input_column: the column of inputs (found by modality when ``None``).
     :param label_column: the column of labels (a ClassLabel or a usual name when ``None``).
-    :param strategy: ``auto``, ``linear_probe``, ``partial``, ``full`` or ``lp_ft`` (see docs/user-guide.md).
+    :param strategy: ``auto``, ``linear_probe``, ``partial``, ``full``, ``lp_ft`` or ``lora`` (see
+        docs/user-guide.md); ``auto`` never picks ``lora``.
     :param head: a head name (``linear``, ``mlp``, or a plugin's) or ``{"name": ..., **options}``.
     :param epochs: training epochs (fine-tuning epochs for ``lp_ft``); default 30 for a
-        linear probe, 5 for fine-tuning.
+        linear probe, 5 for fine-tuning, 10 for ``lora``.
     :param batch_size: examples per optimizer step and device, before accumulation (global
         across processes: each of N processes takes ``batch_size / N``).
     :param learning_rate: peak learning rate of the head; default 3e-3 for a linear probe,
-        5e-5 for fine-tuning. Backbone layers get ``learning_rate * layer_decay ** depth``.
+        5e-5 for fine-tuning, 5e-4 for ``lora`` (its adapters start at zero and hold few
+        weights, so they want a higher rate than full fine-tuning; head and adapters share
+        it). Backbone layers get ``learning_rate * layer_decay ** depth``.
     :param weight_decay: AdamW weight decay (not on biases and norms).
     :param warmup_ratio: fraction of fine-tuning steps spent warming up the learning rate.
     :param lr_scheduler_type: a ``transformers.get_scheduler`` name (``linear``, ``cosine``, ...).
@@ -173,6 +184,12 @@ def adapt(
     :param hub_private: create the Hub repo private.
     :param hub_endpoint: a private Hub deployment's URL.
     :param progress: show progress bars.
+    :param lora_rank: rank of ``lora``'s adapters (peft ``LoraConfig.r``).
+    :param lora_alpha: their scale numerator (update ``alpha / rank * B @ A``); default ``2 * lora_rank``.
+    :param lora_dropout: dropout on the adapters' inputs while training.
+    :param lora_target_modules: the backbone modules that get adapters: ``"all-linear"``,
+        a regular expression matched against whole module names, or a list of names
+        (each matching the modules whose name ends in it, e.g. ``["query", "value"]``).
     :raises tlzoo.TlzooError: a subclass naming the problem, before any model loads
         when the arguments or the data are at fault.
     """
@@ -182,16 +199,19 @@ def adapt(
     from tlzoo.plugins import get_modality
     from tlzoo.registry import resolve_source
 
+    lora = lora_settings(lora_rank, lora_alpha, lora_dropout, lora_target_modules)
     _check_arguments(strategy=strategy, head=head, mixed_precision=mixed_precision,
                      gradient_accumulation_steps=gradient_accumulation_steps, batch_size=batch_size, epochs=epochs,
                      learning_rate=learning_rate, output_dir=output_dir, overwrite_output_dir=overwrite_output_dir,
-                     resume_from=resume_from, early_stopping=early_stopping)
+                     resume_from=resume_from, early_stopping=early_stopping, lora=lora)
     if push_to_hub:
         from tlzoo.hub import check_push_target
 
         check_push_target(push_to_hub, token=token if isinstance(token, str) else None, endpoint=hub_endpoint)
     src = resolve_source(source, revision=revision, registry=registry, token=token)
     modality = get_modality(src.modality)
+    if strategy == "lora":
+        _check_lora_targets(lora, src, token)
     target = load_target_data(data, modality, input_column=input_column, label_column=label_column, task=task,
                               seed=seed, test_size=test_size, validation_size=validation_size)
     if early_stopping and "validation" not in target.splits:
@@ -213,6 +233,7 @@ def adapt(
         greater_is_better=greater_is_better, resume_from=resume_from, save_strategy=save_strategy,
         save_total_limit=save_total_limit, report_to=report_to, class_weights=weights,
         use_feature_cache=use_feature_cache, dataloader_num_workers=dataloader_num_workers, progress=progress,
+        lora=lora,
     )
     timings.update(trained.timings)
     recipe = {
@@ -245,6 +266,25 @@ def adapt(
         result.commit_url = model.push_to_hub(push_to_hub, token=token if isinstance(token, str) else None,
                                               private=hub_private, endpoint=hub_endpoint)
     return result
+
+
+def _check_lora_targets(lora: LoraSettings, src: SourceModel, token: str | bool | None) -> None:
+    """``lora_target_modules`` that match nothing in the source's architecture fail here, before any weights load."""
+    from tlzoo.features import backbone_skeleton
+    from tlzoo.strategies import check_lora_targets
+
+    config = src.config
+    if config is None:  # a zoo entry: its config.json is all that is read here
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(src.hub_id, revision=src.revision, token=token)
+        except (OSError, ValueError) as exc:
+            logger.debug("No config of %s (%s); the LoRA targets are checked when it loads.", src.hub_id, exc)
+            return
+    skeleton = backbone_skeleton(config)
+    if skeleton is not None:
+        check_lora_targets(lora, skeleton)
 
 
 def _class_weights(value: Any, target: Any, balanced: Any) -> list[float] | None:

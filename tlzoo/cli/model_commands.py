@@ -17,6 +17,7 @@ examples:
   tlzoo adapt all-minilm-l6-v2 reviews.csv --label-column sentiment -o out
   tlzoo adapt google/vit-base-patch16-224-in21k photos/ --strategy lp_ft --epochs 3 -o out
   tlzoo adapt ./my-wav2vec2 clips/ --strategy linear_probe --json
+  tlzoo adapt all-minilm-l6-v2 reviews.csv --strategy lora --lora-rank 16 --lora-target-modules query,value -o out
   tlzoo adapt dinov2-small photos/ -o out --push-to-hub me/photo-classifier
 """
 
@@ -76,6 +77,16 @@ def _float_list(text: str) -> list[float]:
         raise UsageError(f"--class-weights must be 'balanced' or comma-separated numbers, got {text!r}") from None
 
 
+def _target_modules(text: str) -> str | list[str]:
+    """``--lora-target-modules``: ``all-linear``, or comma-separated module names (each matches name endings)."""
+    if text.strip() == "all-linear":
+        return "all-linear"
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"--lora-target-modules must be 'all-linear' or comma-separated module names, got {text!r}")
+    return names
+
+
 def _check_names(args: argparse.Namespace) -> None:
     """Unknown strategy or task names are usage errors (exit code 2), found before anything loads."""
     from tlzoo.data import check_task
@@ -115,7 +126,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             test_size=args.test_size, validation_size=args.validation_size, class_weights=class_weights,
             report_to=args.report_to, push_to_hub=args.push_to_hub, hub_private=args.private,
             hub_endpoint=args.endpoint, pooling=args.pooling, revision=args.revision, token=args.token,
-            progress=not quiet,
+            progress=not quiet, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+            lora_target_modules=_target_modules(args.lora_target_modules),
         )
     elapsed = time.perf_counter() - started
     if args.json:
@@ -169,7 +181,7 @@ def register_adapt(sub: Any) -> None:
     p.add_argument("--input-column", help="column of inputs (default: found by modality)")
     p.add_argument("--label-column", help="column of labels (default: a ClassLabel or 'label'-like column)")
     p.add_argument("--task", default="auto", help="auto, single_label_classification, multi_label_classification, regression")
-    p.add_argument("--strategy", default="auto", help="auto, linear_probe, partial, full, lp_ft")
+    p.add_argument("--strategy", default="auto", help="auto, linear_probe, partial, full, lp_ft, lora")
     p.add_argument("--head", default="linear", help="head name: linear, mlp, or a plugin's")
     p.add_argument("--head-options", help='head options as JSON, e.g. \'{"hidden_size": 128}\'')
     p.add_argument("--epochs", type=positive_int, help="training epochs (default by strategy)")
@@ -187,6 +199,11 @@ def register_adapt(sub: Any) -> None:
     p.add_argument("--validation-size", type=fraction, default=0.1, help="validation fraction when the data has none (0: none)")
     p.add_argument("--class-weights", help="'balanced' or comma-separated weights")
     p.add_argument("--pooling", default="auto", help="feature pooling: auto, mean, cls, pooler")
+    p.add_argument("--lora-rank", type=positive_int, default=8, help="rank of the LoRA adapters (--strategy lora)")
+    p.add_argument("--lora-alpha", type=positive_int, help="LoRA scale numerator (default: 2 x rank)")
+    p.add_argument("--lora-dropout", type=fraction, default=0.0, help="dropout on the LoRA adapters' inputs")
+    p.add_argument("--lora-target-modules", default="all-linear", metavar="NAMES",
+                   help="backbone modules that get adapters: all-linear, or comma-separated names (query,value)")
     p.add_argument("--revision", help="Hub revision of the source model")
     p.add_argument("--report-to", help="accelerate tracker: tensorboard, wandb, ...")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="push the adapted model to this Hub repo")
