@@ -75,6 +75,19 @@ def test_linear_probe_runs_the_backbone_once_per_example_ever(tiny_models: Any, 
     assert any(feature_cache.rglob("*.npy"))
 
 
+@pytest.mark.parametrize("progress", [True, False])
+def test_epochs_show_in_a_bar_or_else_in_the_log(progress: bool, tiny_models: Any, feature_cache: Path, caplog: Any,
+                                                 capsys: Any) -> None:
+    with caplog.at_level("DEBUG", logger="tlzoo.loop"):
+        tlzoo.adapt(str(tiny_models("vit")), colour_images(6), strategy="linear_probe", epochs=3, progress=progress)
+    epoch_lines = [r for r in caplog.records if r.getMessage().startswith("linear_probe epoch ")]
+    assert [r.getMessage()[:20] for r in epoch_lines] == [f"linear_probe epoch {i}" for i in (1, 2, 3)]
+    # one log line per epoch only where no bar shows them; the bar ends with the last epoch's scores
+    assert {r.levelname for r in epoch_lines} == {"DEBUG" if progress else "INFO"}
+    err = capsys.readouterr().err
+    assert ("linear_probe: 100%" in err and "3/3" in err and "validation_accuracy=" in err) is progress
+
+
 def test_resume_continues_to_the_same_result(tiny_models: Any, tmp_path: Path, feature_cache: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     data = colour_images(8)

@@ -27,9 +27,11 @@ def cli_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     levels = {name: logging.getLogger(name).level for name in NOISY}
+    propagate = logging.getLogger("huggingface_hub").propagate
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+    logging.getLogger("huggingface_hub").propagate = propagate
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +124,28 @@ def test_adapt_bad_data_exits_1_with_the_message_only(wide_bert: Path, reviews: 
     caplog.clear()
     assert main(["--debug", "adapt", str(wide_bert), str(reviews), "--label-column", "stars", "-o", str(out)]) == 1
     assert any(record.exc_info for record in caplog.records)  # --debug logs the traceback
+
+
+def test_adapt_without_the_hub_exits_1_with_advice_and_writes_nothing(
+    reviews: Path, tmp_path: Path, capsys: Any, online: None, no_backoff_sleep: list[float]
+) -> None:
+    passed_on: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = passed_on.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(catcher)
+    try:  # a zoo entry, not cached, and the tests' Hub endpoint is a closed port
+        code = main(["adapt", "all-minilm-l6-v2", str(reviews), *ADAPT, "-o", str(tmp_path / "out")])
+    finally:
+        logging.getLogger().removeHandler(catcher)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Cannot load the source model 'sentence-transformers/all-MiniLM-L6-v2': the Hub at http://127.0.0.1:9 " \
+           "could not be reached" in err
+    assert "local model folder" in err and "Traceback" not in err
+    assert no_backoff_sleep, "huggingface_hub retried before giving up"
+    # its retry warnings print once, through its own handler, not a second time through the root one
+    assert not [r for r in passed_on if r.name.startswith("huggingface_hub")]
+    assert not (tmp_path / "out").exists()
 
 
 def test_adapt_refuses_to_overwrite_a_model(adapted: dict[str, Any], wide_bert: Path, reviews: Path,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import tlzoo
-from tlzoo.errors import ModalityNotAvailableError, RegistryError, UnknownModelError
+from tlzoo.errors import HubError, ModalityNotAvailableError, RegistryError, UnknownModelError
 from tlzoo.registry import builtin_registry_path, load_registry, read_registry_file, resolve_source
 
 ENTRY = """
@@ -148,11 +148,22 @@ def test_modality_without_plugin_says_what_to_install(tiny_models: Any, monkeypa
         plugins.reset()
 
 
-def test_unreachable_hub_id_is_an_unknown_model_with_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_offline_and_not_cached_says_so_and_suggests_zoo_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # what a user without network sets
-    with pytest.raises(UnknownModelError) as info:
+    with pytest.raises(HubError) as info:
         resolve_source("google/vit-base-patch16-224-in22k")
-    assert "could be reached" in str(info.value)
-    assert "google/vit-base-patch16-224-in21k" in str(info.value)
+    message = str(info.value)
+    assert "HF_HUB_OFFLINE is set" in message and constants.HF_HUB_CACHE in message
+    assert "local model folder" in message
+    assert "Did you mean 'google/vit-base-patch16-224-in21k'" in message
+
+
+def test_hub_id_unreachable_names_the_endpoint_and_the_fix(online: None, no_backoff_sleep: list[float]) -> None:
+    with pytest.raises(HubError) as info:  # the tests' Hub endpoint is a closed local port
+        resolve_source("someone/some-encoder")
+    message = str(info.value)
+    assert "could not be reached (ConnectError" in message and "http://127.0.0.1:9" in message
+    assert "Check the network connection (or HF_ENDPOINT)" in message
+    assert no_backoff_sleep, "huggingface_hub's retries ran (their sleeps made instant)"

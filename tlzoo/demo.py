@@ -39,7 +39,7 @@ from typing import Any
 
 from tlzoo.demo_tasks import RECIPES, ModalitySetup, Recipe, set_up_modality
 from tlzoo.errors import ConfigurationError, TlzooError
-from tlzoo.testing import _quiet_progress_bars
+from tlzoo.progress import library_progress_bars
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def run_demo(
                               "plots": {"comparison": None, "curves": {}}, "predictions": [], "pushed": None}
     runs: dict[str, Any] = {}
     targets: dict[str, Any] = {}
-    with _torch_threads(num_threads), _quiet_progress_bars():
+    with _torch_threads(num_threads), library_progress_bars(hub=False, transformers=False, datasets=False):
         import torch
 
         from tlzoo.plots import plot_comparison, plot_method_curves

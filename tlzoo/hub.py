@@ -102,6 +102,39 @@ def hub_error(exc: BaseException, *, repo_id: str, endpoint: str, action: str, p
     return HubError(f"Cannot {action}: {type(exc).__name__}: {exc}")
 
 
+def unreachable_source_error(exc: BaseException, source: str) -> HubError | None:
+    """A :class:`HubError` with advice when loading the model *source* failed only because the Hub
+    could not be reached (or ``HF_HUB_OFFLINE`` is set) and it is not in the local cache; else ``None``.
+
+    transformers reports both as an ``OSError`` caused by huggingface_hub's
+    ``LocalEntryNotFoundError``; a missing or private repo is a different error and gives ``None``.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    causes = _causes(exc)
+    if not any(isinstance(c, LocalEntryNotFoundError | OfflineModeIsEnabled) or _is_network_error(c) for c in causes):
+        return None
+    fixes = (
+        "pass a local model folder instead (one written by `save_pretrained`, or by `hf download "
+        f"{source} --local-dir DIR` on a machine that reaches the Hub), or copy a Hugging Face cache that holds it "
+        "and point HF_HOME at it"
+    )
+    if constants.is_offline_mode():
+        return HubError(
+            f"Cannot load the source model {source!r}: HF_HUB_OFFLINE is set, so only the local cache "
+            f"({constants.HF_HUB_CACHE}) is read, and it does not hold this model. Unset HF_HUB_OFFLINE to "
+            f"download it, or {fixes}."
+        )
+    network = next((c for c in causes if _is_network_error(c)), None)
+    reason = f" ({type(network).__name__}: {network})" if network is not None else ""
+    return HubError(
+        f"Cannot load the source model {source!r}: the Hub at {_endpoint(None)} could not be reached{reason} and "
+        f"the local cache ({constants.HF_HUB_CACHE}) does not hold it. Check the network connection (or "
+        f"HF_ENDPOINT), or {fixes}."
+    )
+
+
 def check_push_target(repo_id: str, *, token: str | None = None, endpoint: str | None = None) -> str:
     """Check, before any long work, that *repo_id* is valid and the token may push to its namespace.
 

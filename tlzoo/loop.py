@@ -151,6 +151,39 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
             best_weights = load_file(best_file)
         logger.info("Resumed %s after epoch %d from %s", phase.name, state["epoch"], resume["path"])
 
+    show = settings.progress and accelerator.is_local_main_process
+    epochs_bar = _epochs_bar(phase, state["epoch"], show)
+    try:
+        best_weights = _epochs(phase, settings, accelerator, model, optimizer, scheduler, train_loader, eval_loaders,
+                               state, best_weights, epochs_bar)
+    finally:
+        epochs_bar.close()
+    unwrapped = accelerator.unwrap_model(model)
+    if best_weights is not None:
+        unwrapped.load_state_dict(best_weights)
+        logger.info("Restored the best weights (epoch %s, validation %s %.4g).", state["best_epoch"],
+                    settings.metric_for_best_model, state["best"])
+    accelerator.wait_for_everyone()
+    release(accelerator)
+    return state
+
+
+def _epochs_bar(phase: Phase, done: int, show: bool) -> Any:
+    """The bar over *phase*'s epochs (its postfix: the last epoch's loss and validation score)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=phase.epochs, initial=done, desc=phase.name, unit="epoch", dynamic_ncols=True, disable=not show)
+
+
+def _epochs(phase: Phase, settings: LoopSettings, accelerator: Any, model: Any, optimizer: Any, scheduler: Any,
+            train_loader: Any, eval_loaders: dict[str, Any], state: dict[str, Any],
+            best_weights: dict[str, torch.Tensor] | None, epochs_bar: Any) -> dict[str, torch.Tensor] | None:
+    """Run the epochs left in *phase*, updating *state* and the history; return the best weights (early stopping).
+
+    Each epoch's record is logged at INFO when no bar shows, else at DEBUG: the
+    bar's postfix shows it instead of one log line per epoch.
+    """
+    level = logging.DEBUG if not epochs_bar.disable else logging.INFO
     for epoch in range(state["epoch"] + 1, phase.epochs + 1):
         started = time.perf_counter()
         if hasattr(train_loader, "set_epoch"):
@@ -164,8 +197,8 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
         record["seconds"] = round(time.perf_counter() - started, 3)
         settings.history.append(record)
         accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=len(settings.history))
-        logger.info("%s epoch %d/%d: %s", phase.name, epoch, phase.epochs,
-                    ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
+        logger.log(level, "%s epoch %d/%d: %s", phase.name, epoch, phase.epochs,
+                   ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
         state["epoch"] = epoch
         stop = False
         if settings.early_stopping and "validation" in eval_loaders:
@@ -184,18 +217,20 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
                 stop = state["bad_epochs"] >= settings.early_stopping
         _save_checkpoint(accelerator, settings, state, best_weights)
         end_of_epoch(phase.name, epoch)
+        epochs_bar.set_postfix(_postfix(record, settings.metric_for_best_model), refresh=False)
+        epochs_bar.update()
         if stop:
             logger.info("Early stopping after epoch %d: no better validation %s for %d epochs.",
                         epoch, settings.metric_for_best_model, settings.early_stopping)
             break
-    unwrapped = accelerator.unwrap_model(model)
-    if best_weights is not None:
-        unwrapped.load_state_dict(best_weights)
-        logger.info("Restored the best weights (epoch %s, validation %s %.4g).", state["best_epoch"],
-                    settings.metric_for_best_model, state["best"])
-    accelerator.wait_for_everyone()
-    release(accelerator)
-    return state
+    return best_weights
+
+
+def _postfix(record: dict[str, Any], metric: str) -> dict[str, str]:
+    """The training loss, the first validation metric and the one that picks the best epoch."""
+    scores = [k for k in record if k.startswith("validation_") and k not in ("validation_loss", "validation_num_examples")]
+    keys = ["train_loss", *scores[:1], f"validation_{metric}"]
+    return {k: f"{record[k]:.4g}" for k in dict.fromkeys(keys) if isinstance(record.get(k), int | float)}
 
 
 def release(accelerator: Any) -> None:
@@ -224,7 +259,7 @@ def _train_epoch(model: Any, optimizer: Any, scheduler: Any, loader: Any, settin
 
     model.train()
     total, count = torch.zeros((), device=accelerator.device), 0
-    bar = tqdm(loader, desc=f"{phase} {epoch}/{epochs}", leave=False, dynamic_ncols=True,
+    bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True, delay=1.0,
                disable=not (settings.progress and accelerator.is_local_main_process))
     loss_fn = settings.loss.to(accelerator.device)
     for batch in bar:

@@ -269,6 +269,10 @@ def _load_config(source: str, *, revision: str | None, token: str | bool | None,
     try:
         return AutoConfig.from_pretrained(os.path.expanduser(source), revision=revision, token=token)
     except (OSError, ValueError) as exc:
+        from tlzoo.hub import unreachable_source_error
+
+        if (unreachable := unreachable_source_error(exc, source)) is not None:
+            raise type(unreachable)(str(unreachable) + did_you_mean(source, candidates)) from exc
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UnknownModelError(
             f"Unknown source model {source!r}: it is not a zoo entry, a local folder with a config.json, "

@@ -43,6 +43,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tlzoo.progress import library_progress_bars
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import PreTrainedConfig
 
@@ -97,28 +99,6 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def _quiet_progress_bars() -> Iterator[None]:
-    """Hide transformers' and huggingface_hub's progress bars inside the block, then restore both settings.
-
-    Used around saving here ("Writing model shards") and around the whole of
-    :func:`tlzoo.demo.run_demo` (weight loading, shard writing).
-    """
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-    from transformers.utils import logging as hf_logging
-
-    transformers_was_enabled = hf_logging.is_progress_bar_enabled()
-    hub_was_disabled = are_progress_bars_disabled()
-    hf_logging.disable_progress_bar()  # turns huggingface_hub's bars off too
-    try:
-        yield
-    finally:
-        if transformers_was_enabled:
-            hf_logging.enable_progress_bar()  # turns huggingface_hub's bars on too
-        if are_progress_bars_disabled() != hub_was_disabled:
-            (disable_progress_bars if hub_was_disabled else enable_progress_bars)()
-
-
 def _build_tiny(
     family: str,
     path: str | os.PathLike[str],
@@ -140,7 +120,7 @@ def _build_tiny(
     config = getattr(transformers, f"{family}Config")(**{**defaults, **overrides})
     with _seeded(seed):
         model = getattr(transformers, f"{family}Model")(config)
-    with _quiet_progress_bars():
+    with library_progress_bars(hub=False, transformers=False):  # no "Writing model shards"
         model.save_pretrained(folder)
     for preprocessor in preprocessors:
         preprocessor.save_pretrained(folder)

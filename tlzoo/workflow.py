@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tlzoo.errors import ConfigurationError
 from tlzoo.heads import TaskSpec, get_head_factory, parse_head
+from tlzoo.hub import unreachable_source_error
 from tlzoo.strategies import LoraSettings, check_strategy, lora_settings
 
 if TYPE_CHECKING:
@@ -219,7 +220,7 @@ def adapt(
     weights = _class_weights(class_weights, target, balanced_weights)
     timings = {"data": time.perf_counter() - started}
 
-    extractor = modality.build_feature_extractor(src.hub_id, revision=src.revision, token=token, pooling=pooling)
+    extractor = _build_extractor(modality, src, token=token, pooling=pooling)
     timings["load_model"] = time.perf_counter() - started - timings["data"]
     from tlzoo.training import train
 
@@ -268,6 +269,16 @@ def adapt(
     return result
 
 
+def _build_extractor(modality: Any, src: SourceModel, *, token: str | bool | None, pooling: str) -> Any:
+    """The plugin's feature extractor of *src*; a Hub that cannot be reached is a :class:`HubError` with advice."""
+    try:
+        return modality.build_feature_extractor(src.hub_id, revision=src.revision, token=token, pooling=pooling)
+    except OSError as exc:
+        if (unreachable := unreachable_source_error(exc, src.hub_id)) is not None:
+            raise unreachable from exc
+        raise
+
+
 def _check_lora_targets(lora: LoraSettings, src: SourceModel, token: str | bool | None) -> None:
     """``lora_target_modules`` that match nothing in the source's architecture fail here, before any weights load."""
     from tlzoo.features import backbone_skeleton
@@ -280,6 +291,8 @@ def _check_lora_targets(lora: LoraSettings, src: SourceModel, token: str | bool 
         try:
             config = AutoConfig.from_pretrained(src.hub_id, revision=src.revision, token=token)
         except (OSError, ValueError) as exc:
+            if (unreachable := unreachable_source_error(exc, src.hub_id)) is not None:
+                raise unreachable from exc
             logger.debug("No config of %s (%s); the LoRA targets are checked when it loads.", src.hub_id, exc)
             return
     skeleton = backbone_skeleton(config)
@@ -312,4 +325,4 @@ def _write_outputs(result: AdaptResult) -> None:
     result.model.save_pretrained(result.output_dir / "model")
     summary = {"metrics": result.metrics, "recipe": result.recipe, "timings": result.timings}
     (result.output_dir / "results.json").write_text(json.dumps(summary, indent=2, default=str))
-    logger.info("Saved the adapted model in %s", result.output_dir / "model")
+    logger.info("Saved the metrics, recipe and timings to %s", result.output_dir / "results.json")

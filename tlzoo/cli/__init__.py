@@ -59,8 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # transformers and datasets reset their loggers' levels on import; these are read then
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("DATASETS_VERBOSITY", "error")
-        for noisy in ("transformers", "datasets", "accelerate", "huggingface_hub", "httpx", "filelock", "urllib3"):
+        for noisy in ("transformers", "datasets", "accelerate", "httpx", "filelock", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+    # huggingface_hub prints its warnings (such as the retries while the Hub cannot be reached) with its
+    # own handler; passing them on to the root handler as well would print each twice
+    logging.getLogger("huggingface_hub").propagate = False
     from tlzoo.errors import TlzooError
 
     try:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tlzoo.cli.commands import Formatter, UsageError, echo, echo_json, table
+from tlzoo.progress import library_progress_bars
 
 ADAPT_EPILOG = """\
 examples:
@@ -20,32 +19,6 @@ examples:
   tlzoo adapt all-minilm-l6-v2 reviews.csv --strategy lora --lora-rank 16 --lora-target-modules query,value -o out
   tlzoo adapt dinov2-small photos/ -o out --push-to-hub me/photo-classifier
 """
-
-
-@contextlib.contextmanager
-def library_progress_bars(enabled: bool) -> Iterator[None]:
-    """Turn the progress bars of huggingface_hub, transformers and datasets off (``enabled=False``), then back."""
-    if enabled:
-        yield
-        return
-    import datasets
-    import huggingface_hub.utils as hub_utils
-    from transformers.utils import logging as transformers_logging
-
-    was = {"hub": hub_utils.are_progress_bars_disabled(), "datasets": not datasets.is_progress_bar_enabled(),
-           "transformers": not transformers_logging.is_progress_bar_enabled()}  # fmt: skip
-    hub_utils.disable_progress_bars()
-    datasets.disable_progress_bars()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if not was["hub"]:
-            hub_utils.enable_progress_bars()
-        if not was["datasets"]:
-            datasets.enable_progress_bars()
-        if not was["transformers"]:
-            transformers_logging.enable_progress_bar()
 
 
 def positive_int(text: str) -> int:
@@ -115,7 +88,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         class_weights = _float_list(class_weights)
     quiet = args.json or args.quiet
     started = time.perf_counter()
-    with library_progress_bars(not quiet):
+    # tlzoo's own bars (features, training) and the Hub's download bars; not the weight loading and data mapping ones
+    shown = not quiet
+    with library_progress_bars(hub=shown, transformers=False, datasets=False):
         result = tlzoo.adapt(
             args.source, args.data, task=args.task, input_column=args.input_column, label_column=args.label_column,
             strategy=args.strategy, head=head, epochs=args.epochs, batch_size=args.batch_size,
@@ -234,7 +209,7 @@ def _inputs(paths: list[str], model: Any) -> list[Any]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import tlzoo
 
-    with library_progress_bars(not (args.json or args.quiet)):
+    with library_progress_bars(hub=not (args.json or args.quiet), transformers=False, datasets=False):
         model = tlzoo.load(args.model, revision=args.revision, token=args.token, endpoint=args.endpoint)
         inputs = _inputs(args.inputs, model)
         predictions = model.predict(inputs, top_k=args.top_k, batch_size=args.batch_size)
