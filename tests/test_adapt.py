@@ -76,7 +76,7 @@ def test_linear_probe_runs_the_backbone_once_per_example_ever(tiny_models: Any, 
 
 
 @pytest.mark.parametrize("progress", [True, False])
-def test_epochs_show_in_a_bar_or_else_in_the_log(progress: bool, tiny_models: Any, feature_cache: Path, caplog: Any,
+def test_epochs_show_in_a_bar_or_else_in_the_log_and_no_bars_means_none(progress: bool, tiny_models: Any, feature_cache: Path, caplog: Any,
                                                  capsys: Any) -> None:
     with caplog.at_level("DEBUG", logger="tlzoo.loop"):
         tlzoo.adapt(str(tiny_models("vit")), colour_images(6), strategy="linear_probe", epochs=3, progress=progress)
@@ -86,6 +86,11 @@ def test_epochs_show_in_a_bar_or_else_in_the_log(progress: bool, tiny_models: An
     assert {r.levelname for r in epoch_lines} == {"DEBUG" if progress else "INFO"}
     err = capsys.readouterr().err
     assert ("linear_probe: 100%" in err and "3/3" in err and "validation_accuracy=" in err) is progress
+    # progress=False: no bar at all, the libraries' (weight loading, data mapping) included, and theirs come back
+    assert ("%|" in err) is progress
+    from transformers.utils import logging as transformers_logging
+
+    assert transformers_logging.is_progress_bar_enabled()
 
 
 def test_resume_continues_to_the_same_result(tiny_models: Any, tmp_path: Path, feature_cache: Path,

@@ -8,10 +8,12 @@ expensive work starts.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tlzoo.errors import ConfigurationError
 from tlzoo.heads import TaskSpec, get_head_factory, parse_head
 from tlzoo.hub import unreachable_source_error
+from tlzoo.progress import library_progress_bars
 from tlzoo.strategies import LoraSettings, check_strategy, lora_settings
 
 if TYPE_CHECKING:
@@ -79,6 +82,20 @@ def _check_arguments(*, strategy: str, head: Any, mixed_precision: str | None, g
             )
 
 
+def _bars_follow_progress(function: Callable[..., AdaptResult]) -> Callable[..., AdaptResult]:
+    """With ``progress=False``, also hide the libraries' bars (downloads, weight loading, data mapping) in the call."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> AdaptResult:
+        if kwargs.get("progress", True):
+            return function(*args, **kwargs)
+        with library_progress_bars(hub=False, transformers=False, datasets=False):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@_bars_follow_progress
 def adapt(
     source: Any,
     data: Any,
@@ -184,7 +201,8 @@ def adapt(
     :param push_to_hub: a repo id (``org/name``) to push the adapted model to.
     :param hub_private: create the Hub repo private.
     :param hub_endpoint: a private Hub deployment's URL.
-    :param progress: show progress bars.
+    :param progress: show progress bars; ``False`` hides huggingface_hub's, transformers' and datasets'
+        bars inside the call as well as tlzoo's.
     :param lora_rank: rank of ``lora``'s adapters (peft ``LoraConfig.r``).
     :param lora_alpha: their scale numerator (update ``alpha / rank * B @ A``); default ``2 * lora_rank``.
     :param lora_dropout: dropout on the adapters' inputs while training.
