@@ -189,6 +189,24 @@ def test_metrics_accepts_a_loaded_evaluate_module() -> None:
     assert result["accuracy"] == pytest.approx(5 / 6)
 
 
+@pytest.mark.parametrize("average", ["macro", "micro", "weighted"])
+def test_averaged_scores_equal_the_metric_modules(average: str) -> None:
+    result = evaluate_predictions(SINGLE, LOGITS, REFS, metrics=[f"{m}_{average}" for m in ("precision", "recall", "f1")])
+    ids = LOGITS.argmax(-1)
+    for name in ("precision", "recall", "f1"):
+        module = load_metric(name).compute(predictions=ids, references=REFS, average=average, zero_division=0)
+        assert result[f"{name}_{average}"] == pytest.approx(module[name]), name
+
+
+@pytest.mark.parametrize(("task", "predictions", "references"), [(SINGLE, "LOGITS", "REFS"), (MULTI, "ML_LOGITS", "ML_REFS")])
+def test_details_false_gives_the_same_scalars_only(task: str, predictions: str, references: str) -> None:
+    preds, refs = globals()[predictions], globals()[references]
+    full = evaluate_predictions(task, preds, refs)
+    scalars = evaluate_predictions(task, preds, refs, details=False)
+    assert scalars == summarise(full)
+    assert set(full) - set(scalars) >= {"per_class", "labels"}
+
+
 def test_metric_for_the_wrong_task_raises() -> None:
     with pytest.raises(MetricError, match="regression"):
         evaluate_predictions(SINGLE, LOGITS, REFS, metrics=["mse"])

@@ -55,6 +55,7 @@ def evaluate_predictions(
     label_names: list[str] | None = None,
     metrics: list[str] | None = None,
     threshold: float = 0.5,
+    details: bool = True,
 ) -> dict[str, Any]:
     """Score *predictions* against *references* for a transformers problem type.
 
@@ -79,6 +80,9 @@ def evaluate_predictions(
             multi-label, ``"confusion_matrix"`` adds ``multilabel_confusion_matrix`` ([C][2][2],
             ``[[tn, fp], [fn, tp]]`` per label).
         threshold: Probability threshold for multi-label logits.
+        details: Also compute ``per_class``, ``confusion_matrix`` and ``labels`` (classification).
+            ``False`` gives the scalar metrics only, faster: the training loop's per-epoch
+            validation passes need no more.
 
     Returns:
         A JSON-serialisable dict of plain Python values.
@@ -122,6 +126,8 @@ def evaluate_predictions(
         pred_ids, refs, num_labels = _single_label_inputs(preds, refs, label_names)
         names = _label_names(label_names, num_labels)
         result = _score(task, pred_ids, refs, _CLASSIFICATION_DEFAULTS[task] if metrics is None else metrics)
+        if not details:
+            return _to_builtin(result)
         result["per_class"] = _per_class(pred_ids, refs, names)
         cm = _run(load_metric("confusion_matrix"), pred_ids, refs, labels=list(range(num_labels)))["confusion_matrix"]
         result["confusion_matrix"] = cm
@@ -131,6 +137,8 @@ def evaluate_predictions(
     pred_matrix, refs = _multi_label_inputs(preds, refs, threshold)
     names = _label_names(label_names, refs.shape[1])
     result = _score(task, pred_matrix, refs, _CLASSIFICATION_DEFAULTS[task] if metrics is None else metrics)
+    if not details:
+        return _to_builtin(result)
     result["per_class"] = _per_class(pred_matrix, refs, names)
     result["labels"] = names
     return _to_builtin(result)
@@ -335,11 +343,12 @@ def _score(task: str, preds: np.ndarray, refs: np.ndarray, names: Iterable[Any])
         config = "multilabel"
     elif task == REGRESSION and preds.ndim == 2:
         config = "multilist"
+    prf: dict[str, tuple[Any, ...]] = {}  # average -> (precision, recall, f1): one scikit-learn call for all three
     for name in names:
         if not isinstance(name, str):  # an already-loaded evaluate module
             result.update(_as_result_dict(getattr(name, "name", "metric"), _run(name, preds, refs)))
             continue
-        builtin = _builtin_score(task, name, preds, refs, config)
+        builtin = _builtin_score(task, name, preds, refs, config, prf)
         if builtin is not None:
             result.update(builtin)
             continue
@@ -349,9 +358,15 @@ def _score(task: str, preds: np.ndarray, refs: np.ndarray, names: Iterable[Any])
 
 
 def _builtin_score(
-    task: str, name: str, preds: np.ndarray, refs: np.ndarray, config: str | None
+    task: str, name: str, preds: np.ndarray, refs: np.ndarray, config: str | None, prf: dict[str, tuple[Any, ...]]
 ) -> dict[str, Any] | None:
-    """Score one built-in metric name, or return ``None`` if *name* is not built in."""
+    """Score one built-in metric name, or return ``None`` if *name* is not built in.
+
+    Precision, recall and F1 of one averaging come from one
+    ``sklearn.metrics.precision_recall_fscore_support`` call, kept in *prf*: the
+    same numbers as the ``precision``/``recall``/``f1`` modules (which call it
+    too, through ``precision_score`` etc.), a third of the input checks.
+    """
     key = name.strip().lower()
     base, average = key, "macro"
     prefix, _, suffix = key.rpartition("_")
@@ -362,8 +377,9 @@ def _builtin_score(
             raise MetricError(f"Metric {name!r} is for classification, not {task}.")
         if average == "samples" and task != MULTI_LABEL:
             raise MetricError(f"Metric {name!r} (average='samples') is only defined for {MULTI_LABEL}.")
-        value = _run(load_metric(base, config), preds, refs, average=average, zero_division=0)[base]
-        return {key: value}
+        if average not in prf:
+            prf[average] = _precision_recall_f1(preds, refs, average)
+        return {key: prf[average][_AVERAGED.index(base)]}
     if key == "rmse":
         if task != REGRESSION:
             raise MetricError(f"Metric {name!r} is for regression, not {task}.")
@@ -381,6 +397,17 @@ def _builtin_score(
         matrix = _run(load_metric("confusion_matrix", config), preds, refs)
         return {"multilabel_confusion_matrix": matrix["confusion_matrix"]}
     return _run(load_metric(canonical, config), preds, refs)
+
+
+def _precision_recall_f1(preds: np.ndarray, refs: np.ndarray, average: str) -> tuple[Any, Any, Any]:
+    """``(f1, precision, recall)`` (the order of ``_AVERAGED``) for one averaging; zero divisions give 0."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    try:
+        precision, recall, f1, _ = precision_recall_fscore_support(refs, preds, average=average, zero_division=0)
+    except ValueError as exc:
+        raise MetricError(f"Metrics precision/recall/f1 (average={average!r}) cannot score these inputs: {exc}") from exc
+    return f1, precision, recall
 
 
 def _per_class(preds: np.ndarray, refs: np.ndarray, names: list[str]) -> dict[str, dict[str, Any]]:

@@ -192,7 +192,7 @@ def _epochs(phase: Phase, settings: LoopSettings, accelerator: Any, model: Any, 
         record: dict[str, Any] = {"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
                                   "learning_rate": scheduler.get_last_lr()[-1]}
         for name, loader in eval_loaders.items():
-            result = evaluate(model, loader, settings, accelerator)
+            result = evaluate(model, loader, settings, accelerator, details=False)
             record.update({f"{name}_{k}": v for k, v in summarise(result).items()})
         record["seconds"] = round(time.perf_counter() - started, 3)
         settings.history.append(record)
@@ -298,13 +298,13 @@ def predict_loader(model: Any, loader: Any, accelerator: Any) -> tuple[torch.Ten
     return torch.cat(logits), torch.cat(labels), torch.cat(indices)
 
 
-def evaluate(model: Any, loader: Any, settings: LoopSettings, accelerator: Any) -> dict[str, Any]:
-    """Metrics (and the loss) of *model* on one split."""
+def evaluate(model: Any, loader: Any, settings: LoopSettings, accelerator: Any, *, details: bool = True) -> dict[str, Any]:
+    """Metrics (and the loss) of *model* on one split; ``details=False``: the scalars only (see ``evaluate_predictions``)."""
     logits, labels, _ = predict_loader(model, loader, accelerator)
     loss = settings.loss.cpu()(logits, labels).item()
     references = labels if settings.task != "regression" else labels.squeeze(-1) if labels.shape[-1] == 1 else labels
     result = evaluate_predictions(settings.task, logits.numpy(), references.numpy(),
-                                  label_names=settings.label_names, metrics=settings.metrics)
+                                  label_names=settings.label_names, metrics=settings.metrics, details=details)
     result["loss"] = loss
     result["num_examples"] = int(len(labels))
     return result
