@@ -178,7 +178,8 @@ def export_classifier(
 
 
 def _refuse(reason: str, *, level: int = logging.INFO) -> PipelineExport:
-    logger.log(level, "No transformers pipeline() export: %s. The model loads with tlzoo.load().", reason)
+    logger.log(level, "The saved folder is not also a transformers pipeline() classifier (%s); it loads with "
+               "tlzoo.load().", reason)
     return PipelineExport(None, {"exported": False, "reason": reason})
 
 
@@ -198,7 +199,7 @@ def _export(extractor: FeatureExtractor, head: nn.Module, task: TaskSpec, label_
     pooling = _pooling(extractor)
     if pooling not in family.poolings:
         pools = "/".join(family.poolings)
-        return _refuse(f"{config.model_type} classifiers pool with {pools}, this model with {pooling!r}")
+        return _refuse(f"transformers' {config.model_type} classifiers pool with {pools}, this model with {pooling!r}")
     num_labels = task.num_labels
     if config.model_type == "distilbert" and 2 * num_labels > config.dim:
         return _refuse(f"DistilBERT's pre_classifier ({config.dim} wide) cannot hold 2 x {num_labels} labels")
