@@ -14,7 +14,7 @@ import pytest
 
 from conftest import keyword_sentences
 from hub_server import HubServer
-from tlzoo.cli import main
+from tlzoo.cli import SELF_HANDLED, main
 
 TOKEN = "hf_alice"
 NOISY = ("transformers", "datasets", "accelerate", "huggingface_hub", "httpx", "filelock", "urllib3")
@@ -27,11 +27,12 @@ def cli_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     levels = {name: logging.getLogger(name).level for name in NOISY}
-    propagate = logging.getLogger("huggingface_hub").propagate
+    propagate = {name: logging.getLogger(name).propagate for name in SELF_HANDLED}
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
-    logging.getLogger("huggingface_hub").propagate = propagate
+    for name, value in propagate.items():
+        logging.getLogger(name).propagate = value
 
 
 @pytest.fixture(scope="module")

@@ -112,6 +112,27 @@ def test_bad_input_fails_before_loading_and_writes_nothing(case: str, make: Any,
     assert not out.exists() and loaded == []
 
 
+BAD_FILES = [
+    ("header only", "reviews.csv", "text,label\n", r"'.*reviews.csv' holds no examples; add labelled examples"),
+    ("empty file", "reviews.csv", "", r"Cannot read the target data '.*reviews.csv': EmptyDataError"),
+    ("empty JSON list", "reviews.json", "[]", r"'.*reviews.json' holds no examples"),
+    ("broken JSON", "reviews.json", '{"text": "a", "label": }', r"Cannot read the target data '.*reviews.json': .*JSON"),
+]
+
+
+@pytest.mark.parametrize(("case", "name", "content", "message"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_bad_data_files_are_named_before_loading(case: str, name: str, content: str, message: str, tiny_models: Any,
+                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlzoo import features
+
+    monkeypatch.setattr(features, "load_backbone", lambda *a, **k: pytest.fail("model loaded"))
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        tlzoo.adapt(str(tiny_models("bert")), str(path), output_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_unreadable_file_is_named_before_loading(tmp_path: Path, tiny_models: Any) -> None:
     images = colour_images(3)
     root = tmp_path / "imgs"

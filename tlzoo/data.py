@@ -141,10 +141,19 @@ def _folder_builder(suffixes: set[str], modality: Modality | None, path: str) ->
 def _load(*args: Any, **kwargs: Any) -> Any:
     import datasets
 
+    what = kwargs.get("data_dir") or next(iter(kwargs.get("data_files", {}).values()), None) or args[0]
     try:
         return datasets.load_dataset(*args, **kwargs)
-    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
-        raise DataError(f"Cannot load target data {args[0] if args else kwargs}: {exc}") from exc
+    except ValueError as exc:
+        if "corresponds to no data" in str(exc):  # datasets' words for a file without a single example
+            raise DataError(f"The target data {what!r} holds no examples; add labelled examples to it.") from exc
+        raise DataError(f"Cannot load target data {what!r}: {exc}") from exc
+    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as exc:
+        raise DataError(f"Cannot load target data {what!r}: {exc}") from exc
+    except datasets.exceptions.DatasetGenerationError as exc:  # the file's reader failed (pandas, pyarrow)
+        cause = exc.__cause__ or exc
+        raise DataError(f"Cannot read the target data {what!r}: {type(cause).__name__}: {cause}. Check that it is "
+                        f"a valid, non-empty file of its format.") from exc
     except ConnectionError as exc:
         raise DataError(f"Cannot reach the Hub to load dataset {args[0]!r}: {exc}") from exc
 

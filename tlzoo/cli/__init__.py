@@ -49,6 +49,10 @@ def _version() -> str:
     return __version__
 
 
+#: Libraries whose loggers have their own handler (transformers' does not pass records on by itself).
+SELF_HANDLED = ("huggingface_hub", "datasets", "evaluate")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used by the console script)."""
     parser = build_parser()
@@ -61,9 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("DATASETS_VERBOSITY", "error")
         for noisy in ("transformers", "datasets", "accelerate", "httpx", "filelock", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-    # huggingface_hub prints its warnings (such as the retries while the Hub cannot be reached) with its
-    # own handler; passing them on to the root handler as well would print each twice
-    logging.getLogger("huggingface_hub").propagate = False
+    # huggingface_hub, datasets and evaluate print their messages (the Hub retries, a file that does not
+    # parse) with their own handlers; passing them on to the root handler as well would print each twice
+    for library in SELF_HANDLED:
+        logging.getLogger(library).propagate = False
     from tlzoo.errors import TlzooError
 
     try:
