@@ -140,7 +140,7 @@ def test_pipeline_without_tlzoo_gives_tlzoo_predictions(exported: dict[str, Any]
     [
         ("vit", {"head": {"name": "mlp", "hidden_size": 8}}, "is not linear"),
         ("roberta", {}, "'roberta' family is not supported"),
-        ("bert", {}, "pool with pooler, this model with 'auto'"),
+        ("bert", {}, "pool with pooler, this model with 'mean'"),
         ("distilbert", {"pooling": "cls", "num_labels": 17}, "cannot hold 2 x 17 labels"),
     ],
 )

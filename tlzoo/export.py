@@ -143,11 +143,6 @@ FAMILIES: dict[str, _Family] = {
 }
 
 
-def _pooling(extractor: FeatureExtractor) -> str:
-    resolved = getattr(extractor, "resolved_pooling", None)
-    return resolved() if callable(resolved) else extractor.pooling
-
-
 def _probe_values(extractor: FeatureExtractor) -> list[Any]:
     """A few made-up raw examples for the extractor's own preprocessing."""
     rng = np.random.default_rng(0)
@@ -196,7 +191,7 @@ def _export(extractor: FeatureExtractor, head: nn.Module, task: TaskSpec, label_
     family = FAMILIES.get(config.model_type)
     if family is None:
         return _refuse(f"the {config.model_type!r} family is not supported (supported: {', '.join(FAMILIES)})")
-    pooling = _pooling(extractor)
+    pooling = extractor.resolved_pooling()
     if pooling not in family.poolings:
         pools = "/".join(family.poolings)
         return _refuse(f"transformers' {config.model_type} classifiers pool with {pools}, this model with {pooling!r}")

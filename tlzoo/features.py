@@ -133,6 +133,15 @@ class FeatureExtractor(nn.Module):
         """Reduce the backbone's outputs to ``[batch, feature_size]``."""
         raise NotImplementedError
 
+    def resolved_pooling(self) -> str:
+        """The pooling :meth:`pool` applies: :attr:`pooling`, with ``"auto"`` replaced by the plugin's choice.
+
+        Read when saving (a transformers classifier is exported only when its own
+        pooling is this one). The default returns :attr:`pooling` unchanged; a
+        plugin whose ``"auto"`` stands for a named pooling overrides it.
+        """
+        return self.pooling
+
     # --- shared ------------------------------------------------------------------
     @property
     def config(self) -> Any:

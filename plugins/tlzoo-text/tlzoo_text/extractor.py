@@ -60,8 +60,12 @@ class TextFeatureExtractor(FeatureExtractor):
         )
         return dict(batch)
 
+    def resolved_pooling(self) -> str:
+        """The pooling ``auto`` stands for: the mean over the tokens (what sentence encoders are trained with)."""
+        return "mean" if self.pooling == "auto" else self.pooling
+
     def pool(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        pooling = "mean" if self.pooling == "auto" else self.pooling
+        pooling = self.resolved_pooling()
         hidden = outputs.last_hidden_state
         if pooling == "cls":
             return hidden[:, 0]
