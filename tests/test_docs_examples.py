@@ -12,6 +12,7 @@ when marked ``<!-- run-test -->``.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def test_python_examples(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     from tlzoo import plugins
 
     namespace: dict[str, object] = {"__name__": f"docs_{path.stem.replace('-', '_')}"}
+    levels = {name: logging.getLogger(name).level for name in ["", *logging.root.manager.loggerDict]}
+    handlers = list(logging.root.handlers)
     try:
         for line, code in runnable:
             try:
@@ -68,6 +71,10 @@ def test_python_examples(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
                 raise AssertionError(f"the example at {path.relative_to(ROOT)} line {line} failed: {exc!r}") from exc
     finally:
         plugins.reset()
+        logging.root.handlers[:] = handlers  # an example that sets up logging does not change later tests
+        for name in logging.root.manager.loggerDict:
+            logging.getLogger(name).setLevel(levels.get(name, logging.NOTSET))
+        logging.root.setLevel(levels[""])
 
 
 def test_getting_started_has_quick_start_commands() -> None:

@@ -14,8 +14,12 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def library_progress_bars(*, hub: bool = True, transformers: bool = True, datasets: bool = True) -> Iterator[None]:
+def library_progress_bars(
+    *, hub: bool | None = None, transformers: bool | None = None, datasets: bool | None = None
+) -> Iterator[None]:
     """Show (``True``) or hide (``False``) each library's progress bars inside the block, then restore them.
+
+    ``None`` (the default) leaves that library's setting as it is.
 
     ``hub`` covers downloads, the one wait long enough to want a bar even when
     the others are hidden: ``library_progress_bars(transformers=False,
@@ -37,16 +41,17 @@ def library_progress_bars(*, hub: bool = True, transformers: bool = True, datase
         _set(**was)
 
 
-def _set(*, hub: bool, transformers: bool, datasets: bool) -> None:
+def _set(*, hub: bool | None, transformers: bool | None, datasets: bool | None) -> None:
     """Switch only what differs, so a setting fixed by an environment variable gives no warning."""
     import datasets as datasets_lib
     import huggingface_hub.utils as hub_utils
     from transformers.utils import logging as transformers_logging
 
-    # transformers' switch flips huggingface_hub's too, so it goes first
-    if transformers_logging.is_progress_bar_enabled() != transformers:
+    if hub is None:  # transformers' switch flips huggingface_hub's too: keep it where it was
+        hub = not hub_utils.are_progress_bars_disabled()
+    if transformers is not None and transformers_logging.is_progress_bar_enabled() != transformers:
         (transformers_logging.enable_progress_bar if transformers else transformers_logging.disable_progress_bar)()
     if hub_utils.are_progress_bars_disabled() == hub:
         (hub_utils.enable_progress_bars if hub else hub_utils.disable_progress_bars)()
-    if datasets_lib.is_progress_bar_enabled() != datasets:
+    if datasets is not None and datasets_lib.is_progress_bar_enabled() != datasets:
         (datasets_lib.enable_progress_bars if datasets else datasets_lib.disable_progress_bars)()

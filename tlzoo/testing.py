@@ -120,7 +120,7 @@ def _build_tiny(
     config = getattr(transformers, f"{family}Config")(**{**defaults, **overrides})
     with _seeded(seed):
         model = getattr(transformers, f"{family}Model")(config)
-    with library_progress_bars(hub=False, transformers=False):  # no "Writing model shards"
+    with library_progress_bars(transformers=False):  # no "Writing model shards"
         model.save_pretrained(folder)
     for preprocessor in preprocessors:
         preprocessor.save_pretrained(folder)
