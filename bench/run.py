@@ -81,7 +81,7 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
 sys.path.insert(0, str(HERE))
 
-from common import Sizes, Stats, Timer, alternate, load_average, machine_info, ratios, summarise  # noqa: E402
+from common import Sizes, Stats, Timer, alternate, load_average, machine_info, ratios, summarise
 
 SCHEMA = 1
 
@@ -449,10 +449,10 @@ def fig_scaling(ctx: Context) -> dict[str, Any]:
 def fig_data_loading(ctx: Context) -> dict[str, Any]:
     """Preprocessing throughput / forward throughput, per modality, batch by batch in turn."""
     import torch
+    from workloads import undecoded
 
     from tlzoo.batches import Collate, ExampleBatches
     from tlzoo.plugins import get_modality
-    from workloads import undecoded
 
     mode = ctx.mode
     bs, nb = mode.batch_size, mode.loading_batches
@@ -586,7 +586,6 @@ def fig_gpu(ctx: Context) -> dict[str, Any]:
 def gpu_child(path: Path, mode: Mode) -> None:
     """Body of the ``--gpu-child`` subprocess: figures 1 (ViT) and 2 on CUDA."""
     import torch
-
     from workloads import build_workloads
 
     gpu_mode = replace(mode, ft_models=("vit",))

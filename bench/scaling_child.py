@@ -106,9 +106,9 @@ def _preimport() -> None:
     import tqdm.auto  # noqa: F401
     import transformers
 
-    import tlzoo.extraction  # noqa: F401
-    import tlzoo.model  # noqa: F401
-    import tlzoo.training  # noqa: F401
+    import tlzoo.extraction
+    import tlzoo.model
+    import tlzoo.training
     import tlzoo.workflow  # noqa: F401
     from tlzoo.plugins import get_modality
 

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from common import Sizes
+from torch import nn
 
 #: Learning rate, weight decay, warm-up and clipping shared by tlzoo's
 #: fine-tuning defaults, the hand loop and the Trainer run.

@@ -27,7 +27,7 @@ os.environ["MPLBACKEND"] = "Agg"
 os.environ.pop("TLZOO_LOAD_PLUGINS", None)
 os.environ.pop("TLZOO_REGISTRY", None)
 
-import pytest  # noqa: E402
+import pytest
 
 _real_connect = socket.socket.connect
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
-import tlzoo
 from conftest import colour_images
+
+import tlzoo
 
 
 def main(source: str, strategy: str, out: str, cache: str) -> None:

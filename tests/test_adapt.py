@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import colour_images, keyword_sentences
 
 import tlzoo
-from conftest import colour_images, keyword_sentences
 from tlzoo.features import FeatureExtractor
 
 
@@ -56,7 +56,7 @@ class ForwardCounter:
         self._patch.setattr(FeatureExtractor, "__call__", counting)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._patch.undo()
 
 

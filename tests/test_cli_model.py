@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import keyword_sentences
 from hub_server import HubServer
+
 from tlzoo.cli import SELF_HANDLED, main
 
 TOKEN = "hf_alice"

@@ -7,9 +7,9 @@ from typing import Any
 
 import datasets
 import pytest
+from conftest import colour_images, keyword_sentences
 
 import tlzoo
-from conftest import colour_images, keyword_sentences
 from tlzoo.data import load_target_data
 from tlzoo.errors import ColumnNotFoundError, ConfigurationError, DataError, UnreadableExampleError
 from tlzoo.plugins import get_modality

@@ -146,10 +146,9 @@ def test_demo_falls_back_to_tones_and_pushes(tmp_path: Path, monkeypatch: pytest
 def test_demo_push_target_is_checked_before_training(tmp_path: Path) -> None:
     from tlzoo.errors import HubError
 
-    with HubServer(tokens={"hf_alice": "alice"}) as hub:
-        with pytest.raises(HubError, match="cannot write to bob/x"):
-            demo_module.run_demo(tmp_path / "out", modalities="image", quick=True, push_to=hub.endpoint,
-                                 repo_id="bob/x", token="hf_alice")
+    with HubServer(tokens={"hf_alice": "alice"}) as hub, pytest.raises(HubError, match="cannot write to bob/x"):
+        demo_module.run_demo(tmp_path / "out", modalities="image", quick=True, push_to=hub.endpoint,
+                             repo_id="bob/x", token="hf_alice")
     assert not (tmp_path / "out").exists()
 
 

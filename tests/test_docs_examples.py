@@ -23,7 +23,7 @@ DOCS = ROOT / "docs"
 SKIP = "<!-- skip-test -->"
 RUN = "<!-- run-test -->"
 OPT_IN = {"README.md", "plugin-hooks.md", "benchmarks.md"}
-FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
+FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 
 
 def python_blocks(path: Path) -> list[tuple[int, str, bool]]:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-
 from test_model import TEXTS, clip, image, make_model
+
 from tlzoo import export
 from tlzoo.model import CONFIG_NAME, load
 from tlzoo.testing import TINY_MODALITIES

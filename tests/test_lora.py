@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import colour_images, keyword_sentences
 from safetensors import safe_open
 
 import tlzoo
-from conftest import colour_images, keyword_sentences
 from tlzoo.errors import ConfigurationError, TrainingError
 from tlzoo.features import load_backbone
 

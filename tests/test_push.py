@@ -8,10 +8,10 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
-from huggingface_hub import ModelCard
-
 from hub_server import HubServer
+from huggingface_hub import ModelCard
 from test_model import TEXTS, make_model
+
 from tlzoo.errors import HubError
 from tlzoo.hub import check_push_target
 from tlzoo.model import AdaptedModel, load

@@ -38,9 +38,9 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from tlzoo.workflow import AdaptResult, adapt
     from tlzoo.model import AdaptedModel, load
     from tlzoo.registry import list_models, resolve_source
+    from tlzoo.workflow import AdaptResult, adapt
 
 
 def __getattr__(name: str) -> Any:

@@ -43,7 +43,7 @@ from tlzoo.progress import library_progress_bars
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["METHODS", "MODALITIES", "Recipe", "RECIPES", "parse_modalities", "run_demo"]
+__all__ = ["METHODS", "MODALITIES", "RECIPES", "Recipe", "parse_modalities", "run_demo"]
 
 MODALITIES: tuple[str, ...] = ("image", "audio", "text")
 #: Method key -> how the table names it.

@@ -20,7 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RECIPES", "Recipe", "ModalitySetup", "set_up_modality"]
+__all__ = ["RECIPES", "ModalitySetup", "Recipe", "set_up_modality"]
 
 #: The target shapes; the source task is the 14 other shapes of :data:`tlzoo.synthetic.SHAPES`.
 IMAGE_TARGET: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "heart")
@@ -214,7 +214,6 @@ def _text_setup(folder: Path, recipe: Recipe, seed: int, text_source: str | os.P
     import torch
     from datasets import DatasetDict
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
     from tlzoo import synthetic

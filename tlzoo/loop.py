@@ -306,7 +306,7 @@ def evaluate(model: Any, loader: Any, settings: LoopSettings, accelerator: Any, 
     result = evaluate_predictions(settings.task, logits.numpy(), references.numpy(),
                                   label_names=settings.label_names, metrics=settings.metrics, details=details)
     result["loss"] = loss
-    result["num_examples"] = int(len(labels))
+    result["num_examples"] = len(labels)
     return result
 
 

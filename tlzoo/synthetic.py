@@ -50,17 +50,17 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "SHAPES",
     "DEFAULT_SENTENCE_CLASSES",
-    "FILLER_WORDS",
     "DEFAULT_VOICES",
-    "make_shapes",
-    "make_tones",
-    "make_spoken_words",
+    "FILLER_WORDS",
+    "SHAPES",
+    "espeak_available",
     "make_sentences",
+    "make_shapes",
+    "make_spoken_words",
+    "make_tones",
     "sentence_vocabulary",
     "tone_label",
-    "espeak_available",
 ]
 
 # --------------------------------------------------------------------------

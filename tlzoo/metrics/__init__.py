@@ -111,8 +111,7 @@ def canonical_metric_name(name: str) -> str | None:
     ``evaluate-metric/`` prefix, and maps ``r_squared`` to ``r2``.
     """
     key = name.strip().lower()
-    if key.startswith("evaluate-metric/"):
-        key = key[len("evaluate-metric/") :]
+    key = key.removeprefix("evaluate-metric/")
     return _ALIASES.get(key.replace("-", "_"))
 
 
