@@ -343,7 +343,7 @@ def _score(task: str, preds: np.ndarray, refs: np.ndarray, names: Iterable[Any])
         config = "multilabel"
     elif task == REGRESSION and preds.ndim == 2:
         config = "multilist"
-    prf: dict[str, tuple[Any, ...]] = {}  # average -> (precision, recall, f1): one scikit-learn call for all three
+    prf: dict[str, dict[str, Any]] = {}  # average -> {precision, recall, f1}: one scikit-learn call for all three
     for name in names:
         if not isinstance(name, str):  # an already-loaded evaluate module
             result.update(_as_result_dict(getattr(name, "name", "metric"), _run(name, preds, refs)))
@@ -358,7 +358,7 @@ def _score(task: str, preds: np.ndarray, refs: np.ndarray, names: Iterable[Any])
 
 
 def _builtin_score(
-    task: str, name: str, preds: np.ndarray, refs: np.ndarray, config: str | None, prf: dict[str, tuple[Any, ...]]
+    task: str, name: str, preds: np.ndarray, refs: np.ndarray, config: str | None, prf: dict[str, dict[str, Any]]
 ) -> dict[str, Any] | None:
     """Score one built-in metric name, or return ``None`` if *name* is not built in.
 
@@ -379,7 +379,7 @@ def _builtin_score(
             raise MetricError(f"Metric {name!r} (average='samples') is only defined for {MULTI_LABEL}.")
         if average not in prf:
             prf[average] = _precision_recall_f1(preds, refs, average)
-        return {key: prf[average][_AVERAGED.index(base)]}
+        return {key: prf[average][base]}
     if key == "rmse":
         if task != REGRESSION:
             raise MetricError(f"Metric {name!r} is for regression, not {task}.")
@@ -399,15 +399,15 @@ def _builtin_score(
     return _run(load_metric(canonical, config), preds, refs)
 
 
-def _precision_recall_f1(preds: np.ndarray, refs: np.ndarray, average: str) -> tuple[Any, Any, Any]:
-    """``(f1, precision, recall)`` (the order of ``_AVERAGED``) for one averaging; zero divisions give 0."""
+def _precision_recall_f1(preds: np.ndarray, refs: np.ndarray, average: str) -> dict[str, Any]:
+    """``{"precision", "recall", "f1"}`` for one averaging; zero divisions give 0."""
     from sklearn.metrics import precision_recall_fscore_support
 
     try:
         precision, recall, f1, _ = precision_recall_fscore_support(refs, preds, average=average, zero_division=0)
     except ValueError as exc:
         raise MetricError(f"Metrics precision/recall/f1 (average={average!r}) cannot score these inputs: {exc}") from exc
-    return f1, precision, recall
+    return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def _per_class(preds: np.ndarray, refs: np.ndarray, names: list[str]) -> dict[str, dict[str, Any]]:

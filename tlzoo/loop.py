@@ -152,12 +152,51 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
         logger.info("Resumed %s after epoch %d from %s", phase.name, state["epoch"], resume["path"])
 
     show = settings.progress and accelerator.is_local_main_process
-    epochs_bar = _epochs_bar(phase, state["epoch"], show)
-    try:
-        best_weights = _epochs(phase, settings, accelerator, model, optimizer, scheduler, train_loader, eval_loaders,
-                               state, best_weights, epochs_bar)
-    finally:
-        epochs_bar.close()
+    # each epoch's record is logged at INFO when no bar shows it, else at DEBUG (the bar's postfix shows it)
+    level = logging.DEBUG if show else logging.INFO
+    with _epochs_bar(phase, state["epoch"], show) as epochs_bar:
+        for epoch in range(state["epoch"] + 1, phase.epochs + 1):
+            started = time.perf_counter()
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch)
+            train_loss = _train_epoch(model, optimizer, scheduler, train_loader, settings, accelerator, phase.name,
+                                      epoch, phase.epochs)
+            record: dict[str, Any] = {"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
+                                      "learning_rate": scheduler.get_last_lr()[-1]}
+            for name, loader in eval_loaders.items():
+                result = evaluate(model, loader, settings, accelerator, details=False)
+                record.update({f"{name}_{k}": v for k, v in summarise(result).items()})
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            settings.history.append(record)
+            accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=len(settings.history))
+            logger.log(level, "%s epoch %d/%d: %s", phase.name, epoch, phase.epochs,
+                       ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
+            state["epoch"] = epoch
+            stop = False
+            if settings.early_stopping and "validation" in eval_loaders:
+                value = record.get(f"validation_{settings.metric_for_best_model}")
+                if value is None:
+                    raise TrainingError(
+                        f"metric_for_best_model={settings.metric_for_best_model!r} is not among the validation metrics "
+                        f"{sorted(k[11:] for k in record if k.startswith('validation_'))}."
+                    )
+                best = state["best"]
+                better = best is None or (value > best if settings.greater_is_better else value < best)
+                if better:
+                    state.update(best=value, best_epoch=epoch, bad_epochs=0)
+                    best_weights = {k: v.detach().cpu().clone()
+                                    for k, v in accelerator.unwrap_model(model).state_dict().items()}
+                else:
+                    state["bad_epochs"] += 1
+                    stop = state["bad_epochs"] >= settings.early_stopping
+            _save_checkpoint(accelerator, settings, state, best_weights)
+            end_of_epoch(phase.name, epoch)
+            epochs_bar.set_postfix(_postfix(record, settings.metric_for_best_model), refresh=False)
+            epochs_bar.update()
+            if stop:
+                logger.info("Early stopping after epoch %d: no better validation %s for %d epochs.",
+                            epoch, settings.metric_for_best_model, settings.early_stopping)
+                break
     unwrapped = accelerator.unwrap_model(model)
     if best_weights is not None:
         unwrapped.load_state_dict(best_weights)
@@ -173,57 +212,6 @@ def _epochs_bar(phase: Phase, done: int, show: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=phase.epochs, initial=done, desc=phase.name, unit="epoch", dynamic_ncols=True, disable=not show)
-
-
-def _epochs(phase: Phase, settings: LoopSettings, accelerator: Any, model: Any, optimizer: Any, scheduler: Any,
-            train_loader: Any, eval_loaders: dict[str, Any], state: dict[str, Any],
-            best_weights: dict[str, torch.Tensor] | None, epochs_bar: Any) -> dict[str, torch.Tensor] | None:
-    """Run the epochs left in *phase*, updating *state* and the history; return the best weights (early stopping).
-
-    Each epoch's record is logged at INFO when no bar shows, else at DEBUG: the
-    bar's postfix shows it instead of one log line per epoch.
-    """
-    level = logging.DEBUG if not epochs_bar.disable else logging.INFO
-    for epoch in range(state["epoch"] + 1, phase.epochs + 1):
-        started = time.perf_counter()
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        train_loss = _train_epoch(model, optimizer, scheduler, train_loader, settings, accelerator, phase.name, epoch, phase.epochs)
-        record: dict[str, Any] = {"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
-                                  "learning_rate": scheduler.get_last_lr()[-1]}
-        for name, loader in eval_loaders.items():
-            result = evaluate(model, loader, settings, accelerator, details=False)
-            record.update({f"{name}_{k}": v for k, v in summarise(result).items()})
-        record["seconds"] = round(time.perf_counter() - started, 3)
-        settings.history.append(record)
-        accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=len(settings.history))
-        logger.log(level, "%s epoch %d/%d: %s", phase.name, epoch, phase.epochs,
-                   ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
-        state["epoch"] = epoch
-        stop = False
-        if settings.early_stopping and "validation" in eval_loaders:
-            value = record.get(f"validation_{settings.metric_for_best_model}")
-            if value is None:
-                raise TrainingError(
-                    f"metric_for_best_model={settings.metric_for_best_model!r} is not among the validation metrics "
-                    f"{sorted(k[11:] for k in record if k.startswith('validation_'))}."
-                )
-            better = state["best"] is None or (value > state["best"] if settings.greater_is_better else value < state["best"])
-            if better:
-                state.update(best=value, best_epoch=epoch, bad_epochs=0)
-                best_weights = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
-            else:
-                state["bad_epochs"] += 1
-                stop = state["bad_epochs"] >= settings.early_stopping
-        _save_checkpoint(accelerator, settings, state, best_weights)
-        end_of_epoch(phase.name, epoch)
-        epochs_bar.set_postfix(_postfix(record, settings.metric_for_best_model), refresh=False)
-        epochs_bar.update()
-        if stop:
-            logger.info("Early stopping after epoch %d: no better validation %s for %d epochs.",
-                        epoch, settings.metric_for_best_model, settings.early_stopping)
-            break
-    return best_weights
 
 
 def _postfix(record: dict[str, Any], metric: str) -> dict[str, str]:

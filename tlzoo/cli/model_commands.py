@@ -89,8 +89,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     quiet = args.json or args.quiet
     started = time.perf_counter()
     # tlzoo's own bars (features, training) and the Hub's download bars; not the weight loading and data mapping ones
-    shown = not quiet
-    with library_progress_bars(hub=shown, transformers=False, datasets=False):
+    with library_progress_bars(hub=not quiet, transformers=False, datasets=False):
         result = tlzoo.adapt(
             args.source, args.data, task=args.task, input_column=args.input_column, label_column=args.label_column,
             strategy=args.strategy, head=head, epochs=args.epochs, batch_size=args.batch_size,
