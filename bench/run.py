@@ -451,8 +451,8 @@ def fig_data_loading(ctx: Context) -> dict[str, Any]:
     import torch
     from workloads import undecoded
 
-    from tlzoo.batches import Collate, ExampleBatches
     from tlzoo.plugins import get_modality
+    from tlzoo.training.batches import Collate, ExampleBatches
 
     mode = ctx.mode
     bs, nb = mode.batch_size, mode.loading_batches

@@ -106,9 +106,9 @@ def _preimport() -> None:
     import tqdm.auto  # noqa: F401
     import transformers
 
-    import tlzoo.extraction
-    import tlzoo.model
-    import tlzoo.training
+    import tlzoo.features.extraction
+    import tlzoo.model.adapted
+    import tlzoo.training.train
     import tlzoo.workflow  # noqa: F401
     from tlzoo.plugins import get_modality
 

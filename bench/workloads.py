@@ -64,7 +64,8 @@ class Workload:
 
 def build_workloads(root: Path, sizes: Sizes, names: tuple[str, ...] = ("vit", "bert", "wav2vec2")) -> dict[str, Workload]:
     """Build the source models *names* under *root* and return their workloads."""
-    from tlzoo import synthetic, testing
+    from tlzoo import testing
+    from tlzoo.demo import synthetic
 
     out: dict[str, Workload] = {}
     over = sizes.overrides()
@@ -246,7 +247,7 @@ def interleaved_finetune(work: Workload, ds: Any, *, epochs: int, batch_size: in
     """tlzoo and the hand loop fine-tuning in turn, epoch by epoch: tlzoo 1, hand 1, tlzoo 2, hand 2, ...
 
     ``tlzoo.adapt(strategy="full")`` runs *epochs* epochs; at the end of each,
-    through ``tlzoo.loop.end_of_epoch`` (the loop's seam, which the test suite
+    through ``tlzoo.training.loop.end_of_epoch`` (the loop's seam, which the test suite
     uses too), one epoch of a :class:`HandLoop` set up beforehand runs. Each
     tlzoo epoch is timed from the end of the hand epoch before it to its own
     end, so it covers everything tlzoo's loop does per epoch. The first epoch
@@ -255,7 +256,7 @@ def interleaved_finetune(work: Workload, ds: Any, *, epochs: int, batch_size: in
     :returns: one ``{"tlzoo_wall", "tlzoo_cpu", "hand_wall", "hand_cpu"}`` (seconds per epoch)
         for each timed epoch.
     """
-    from tlzoo import loop
+    from tlzoo.training import loop
 
     hand = HandLoop(work, ds, epochs=epochs, batch_size=batch_size)
     records: list[dict[str, float]] = []

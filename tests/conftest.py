@@ -150,7 +150,7 @@ def keyword_sentences(n_per_class: int, seed: int = 0) -> Any:
     import datasets
     import numpy as np
 
-    from tlzoo.synthetic import DEFAULT_SENTENCE_CLASSES, FILLER_WORDS
+    from tlzoo.demo.synthetic import DEFAULT_SENTENCE_CLASSES, FILLER_WORDS
 
     rng = np.random.default_rng(seed)
     texts, labels = [], []

@@ -14,7 +14,7 @@ from tlzoo.features import FeatureExtractor
 
 
 def task_for(modality: str, tiny_models: Any, wide_bert: Path) -> tuple[Path, Any]:
-    from tlzoo.synthetic import make_tones
+    from tlzoo.demo.synthetic import make_tones
 
     if modality == "image":
         return tiny_models("vit"), colour_images(20)
@@ -78,7 +78,7 @@ def test_linear_probe_runs_the_backbone_once_per_example_ever(tiny_models: Any, 
 @pytest.mark.parametrize("progress", [True, False])
 def test_epochs_show_in_a_bar_or_else_in_the_log_and_no_bars_means_none(progress: bool, tiny_models: Any, feature_cache: Path, caplog: Any,
                                                  capsys: Any) -> None:
-    with caplog.at_level("DEBUG", logger="tlzoo.loop"):
+    with caplog.at_level("DEBUG", logger="tlzoo.training.loop"):
         tlzoo.adapt(str(tiny_models("vit")), colour_images(6), strategy="linear_probe", epochs=3, progress=progress)
     epoch_lines = [r for r in caplog.records if r.getMessage().startswith("linear_probe epoch ")]
     assert [r.getMessage()[:20] for r in epoch_lines] == [f"linear_probe epoch {i}" for i in (1, 2, 3)]
@@ -99,7 +99,7 @@ def test_resume_continues_to_the_same_result(tiny_models: Any, tmp_path: Path, f
     kwargs: dict[str, Any] = {"strategy": "full", "epochs": 3, "learning_rate": 1e-3, "batch_size": 8, "progress": False}
     straight = tlzoo.adapt(str(tiny_models("vit")), data, output_dir=tmp_path / "straight", **kwargs)
 
-    from tlzoo import loop
+    from tlzoo.training import loop
 
     def interrupt(phase: str, epoch: int) -> None:
         if epoch == 1:

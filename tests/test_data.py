@@ -39,7 +39,7 @@ def test_forms_of_tabular_data(tmp_path: Path) -> None:
 
 
 def test_image_and_audio_folders(tmp_path: Path) -> None:
-    from tlzoo.synthetic import make_tones
+    from tlzoo.demo.synthetic import make_tones
 
     images = colour_images(4)
     for i, row in enumerate(images):
@@ -102,10 +102,10 @@ BAD_INPUTS = [
 def test_bad_input_fails_before_loading_and_writes_nothing(case: str, make: Any, kwargs: dict[str, Any], error: type,
                                                            message: str, tiny_models: Any, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlzoo import features
+    from tlzoo.features import extractor
 
     loaded: list[str] = []
-    monkeypatch.setattr(features, "load_backbone", lambda *a, **k: loaded.append("model") or pytest.fail("model loaded"))
+    monkeypatch.setattr(extractor, "load_backbone", lambda *a, **k: loaded.append("model") or pytest.fail("model loaded"))
     out = tmp_path / "out"
     with pytest.raises(error, match=message):
         tlzoo.adapt(str(tiny_models("vit")), make(), output_dir=out, progress=False, **kwargs)
@@ -123,9 +123,9 @@ BAD_FILES = [
 @pytest.mark.parametrize(("case", "name", "content", "message"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
 def test_bad_data_files_are_named_before_loading(case: str, name: str, content: str, message: str, tiny_models: Any,
                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlzoo import features
+    from tlzoo.features import extractor
 
-    monkeypatch.setattr(features, "load_backbone", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(extractor, "load_backbone", lambda *a, **k: pytest.fail("model loaded"))
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(DataError, match=message):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tlzoo import demo as demo_module
+from tlzoo.demo import run as demo_module
 from tlzoo.errors import ConfigurationError
 
 try:  # `tests/` is a rootdir-less directory (pytest puts it on sys.path) ...
@@ -126,7 +126,7 @@ def test_quick_demo_models_reload_and_predict(quick: dict[str, Any]) -> None:
 
 
 def test_demo_falls_back_to_tones_and_pushes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlzoo import synthetic
+    from tlzoo.demo import synthetic
 
     monkeypatch.setattr(synthetic, "espeak_available", lambda: False)
     with HubServer(tokens={"hf_alice": "alice"}) as hub:
@@ -179,7 +179,7 @@ def test_parse_modalities_rejects_bad_names(value: str, message: str) -> None:
 
 # --- the CLI: the report of the quick run above, printed ------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    from tlzoo.cli.demo import register_demo
+    from tlzoo.demo.command import register_demo
 
     parser = argparse.ArgumentParser(prog="tlzoo")
     parser.add_argument("--debug", action="store_true")

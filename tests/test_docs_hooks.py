@@ -1,11 +1,11 @@
-"""Every hook in tlzoo.hookspecs is documented in docs/plugin-hooks.md."""
+"""Every hook in tlzoo.plugins.hookspecs is documented in docs/plugin-hooks.md."""
 
 from __future__ import annotations
 
 import inspect
 from pathlib import Path
 
-from tlzoo import hookspecs
+from tlzoo.plugins import hookspecs
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "plugin-hooks.md"
 

@@ -19,7 +19,7 @@ import pytest
 
 from tlzoo.errors import ConfigurationError, MetricError
 from tlzoo.evaluation import evaluate_predictions, format_report, summarise
-from tlzoo.metrics import load_metric
+from tlzoo.evaluation.metrics import load_metric
 
 SINGLE = "single_label_classification"
 MULTI = "multi_label_classification"

@@ -17,8 +17,7 @@ import torch
 from safetensors import safe_open
 from test_model import TEXTS, clip, image, make_model
 
-from tlzoo import export
-from tlzoo.model import CONFIG_NAME, load
+from tlzoo.model import CONFIG_NAME, export, load
 from tlzoo.testing import TINY_MODALITIES
 
 PIPELINE_TASKS = {"image": "image-classification", "audio": "audio-classification", "text": "text-classification"}
@@ -148,7 +147,7 @@ def test_no_export_when_it_cannot_be_exact(
     tiny_models: Callable[[str], Path], tmp_path: Path, family: str, kwargs: dict[str, Any], reason: str, caplog: Any
 ) -> None:
     model = make_model(tiny_models, family, **kwargs)
-    with caplog.at_level("INFO", logger="tlzoo.export"):
+    with caplog.at_level("INFO", logger="tlzoo.model.export"):
         folder = model.save_pretrained(tmp_path / "m")
     info = json.loads((folder / CONFIG_NAME).read_text())["pipeline"]
     assert info["exported"] is False and reason in info["reason"]

@@ -22,7 +22,7 @@ FAST = {"epochs": 3, "learning_rate": 5e-3, "batch_size": 8, "progress": False}
 
 def test_only_adapters_and_head_train_and_the_base_weights_stay(tiny_models: Any, feature_cache: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlzoo import training
+    from tlzoo.training import train as training
 
     source = str(tiny_models("vit"))
     original = {k: v.clone() for k, v in load_backbone(source).state_dict().items()}
@@ -98,10 +98,10 @@ BAD = [
 @pytest.mark.parametrize(("kwargs", "message"), BAD, ids=[str(next(iter(k.values()))) for k, _ in BAD])
 def test_bad_lora_arguments_fail_before_any_model_loads(kwargs: dict[str, Any], message: str, tiny_models: Any,
                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlzoo import features
+    from tlzoo.features import extractor
 
     source = str(tiny_models("vit"))
-    monkeypatch.setattr(features, "load_backbone", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(extractor, "load_backbone", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(ConfigurationError, match=message):
         tlzoo.adapt(source, colour_images(3), strategy="lora", output_dir=tmp_path / "out", progress=False, **kwargs)
     assert not (tmp_path / "out").exists()
@@ -109,11 +109,11 @@ def test_bad_lora_arguments_fail_before_any_model_loads(kwargs: dict[str, Any], 
 
 def test_a_backbone_without_linear_layers_needs_named_targets(tiny_models: Any,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlzoo import features
+    from tlzoo.features import extractor
 
     source = str(tiny_models("resnet"))
     with monkeypatch.context() as patch:
-        patch.setattr(features, "load_backbone", lambda *a, **k: pytest.fail("model loaded"))
+        patch.setattr(extractor, "load_backbone", lambda *a, **k: pytest.fail("model loaded"))
         with pytest.raises(ConfigurationError, match=r"found no linear layer.*\['convolution'\]"):
             tlzoo.adapt(source, colour_images(3), strategy="lora", progress=False)
     result = tlzoo.adapt(source, colour_images(4), strategy="lora", lora_target_modules=["convolution"], **FAST)
@@ -121,7 +121,7 @@ def test_a_backbone_without_linear_layers_needs_named_targets(tiny_models: Any,
 
 
 def test_resume_continues_to_the_same_result(tiny_models: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlzoo import loop
+    from tlzoo.training import loop
 
     source, data = str(tiny_models("vit")), colour_images(6)
     kwargs: dict[str, Any] = {"strategy": "lora", "lora_rank": 4, "lora_dropout": 0.1, **FAST}

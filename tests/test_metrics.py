@@ -1,4 +1,4 @@
-"""Tests for tlzoo.metrics: offline evaluate.Metric modules checked against hand-computed values."""
+"""Tests for tlzoo.evaluation.metrics: offline evaluate.Metric modules checked against hand-computed values."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 from sklearn.exceptions import UndefinedMetricWarning
 
 from tlzoo.errors import MetricError as ErrorsMetricError
-from tlzoo.metrics import BUILTIN_METRICS, MetricError, canonical_metric_name, load_metric
+from tlzoo.evaluation.metrics import BUILTIN_METRICS, MetricError, canonical_metric_name, load_metric
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -401,7 +401,7 @@ def test_results_are_json_serialisable_after_tolist() -> None:
 _WORKER = textwrap.dedent(
     """
     import json, sys
-    from tlzoo.metrics import load_metric
+    from tlzoo.evaluation.metrics import load_metric
 
     rank, cache_dir = int(sys.argv[1]), sys.argv[2]
     refs = [0, 0, 0, 1, 1, 2]
@@ -459,7 +459,7 @@ def test_importing_metrics_and_evaluation_is_lazy(tmp_path: Path) -> None:
         import sys
         import tlzoo
         before = set(sys.modules)
-        import tlzoo.metrics, tlzoo.evaluation
+        import tlzoo.evaluation.metrics, tlzoo.evaluation
         heavy_roots = ("torch", "transformers", "evaluate", "sklearn")
         heavy = [m for m in set(sys.modules) - before if m.split(".")[0] in heavy_roots]
         assert not heavy, heavy

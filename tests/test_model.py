@@ -15,10 +15,9 @@ from PIL import Image
 from safetensors import safe_open
 
 import tlzoo
-from tlzoo import card
 from tlzoo.errors import ConfigurationError, ModelLoadError
 from tlzoo.heads import TaskSpec, build_head
-from tlzoo.model import CONFIG_NAME, FORMAT_VERSION, HEAD_NAME, AdaptedModel, load, split_batch
+from tlzoo.model import CONFIG_NAME, FORMAT_VERSION, HEAD_NAME, AdaptedModel, card, load, split_batch
 from tlzoo.plugins import get_modality
 from tlzoo.testing import TINY_MODALITIES
 

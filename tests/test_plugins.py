@@ -13,7 +13,7 @@ import pytest
 import tlzoo
 from tlzoo import plugins
 from tlzoo.errors import ModalityNotAvailableError
-from tlzoo.modality import Modality
+from tlzoo.plugins import Modality
 
 
 def test_builtin_plugins_are_found_through_entry_points() -> None:
@@ -113,7 +113,7 @@ class BadReturnPlugin:
 def test_plugin_registering_garbage_is_reported(register_plugin: Any) -> None:
     register_plugin(BadReturnPlugin(), name="garbage")
     assert {"image", "text"} <= set(plugins.modalities())
-    assert "not a tlzoo.modality.Modality" in plugins.plugin_errors()["garbage"]
+    assert "not a tlzoo.plugins.Modality" in plugins.plugin_errors()["garbage"]
 
 
 def test_unregister_removes_contributions(register_plugin: Any) -> None:

@@ -1,4 +1,4 @@
-"""Tests of tlzoo.synthetic (made-up datasets) and tlzoo.testing (tiny offline models)."""
+"""Tests of tlzoo.demo.synthetic (made-up datasets) and tlzoo.testing (tiny offline models)."""
 
 import os
 
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tlzoo import synthetic, testing
+from tlzoo import testing
+from tlzoo.demo import synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,7 @@ def test_import_is_cheap():
     code = (
         "import sys, tlzoo\n"
         "before = set(sys.modules)\n"
-        "import tlzoo.synthetic, tlzoo.testing\n"
+        "import tlzoo.demo.synthetic, tlzoo.testing\n"
         "heavy = ('torch', 'transformers', 'datasets', 'numpy', 'PIL', 'soxr', 'soundfile', 'pyarrow')\n"
         "print(','.join(m for m in set(sys.modules) - before if m.split('.')[0] in heavy))\n"
     )

@@ -13,32 +13,49 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tlzoo.errors import TlzooError
-from tlzoo.hookspecs import hookimpl
+from tlzoo.plugins.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdaptResult",
     "AdaptedModel",
+    "FeatureExtractor",
+    "HeadFactory",
+    "Modality",
+    "TaskSpec",
     "TlzooError",
     "adapt",
     "hookimpl",
     "list_models",
     "load",
+    "register_plugin",
     "resolve_source",
+    "unregister_plugin",
 ]
 
 _LAZY = {
     "adapt": ("tlzoo.workflow", "adapt"),
     "AdaptResult": ("tlzoo.workflow", "AdaptResult"),
-    "AdaptedModel": ("tlzoo.model", "AdaptedModel"),
-    "load": ("tlzoo.model", "load"),
+    "AdaptedModel": ("tlzoo.model.adapted", "AdaptedModel"),
+    "load": ("tlzoo.model.adapted", "load"),
     "list_models": ("tlzoo.registry", "list_models"),
     "resolve_source": ("tlzoo.registry", "resolve_source"),
+    # for plugin authors
+    "Modality": ("tlzoo.plugins.modality", "Modality"),
+    "FeatureExtractor": ("tlzoo.features.extractor", "FeatureExtractor"),
+    "HeadFactory": ("tlzoo.heads", "HeadFactory"),
+    "TaskSpec": ("tlzoo.heads", "TaskSpec"),
+    "register_plugin": ("tlzoo.plugins.manager", "register_plugin"),
+    "unregister_plugin": ("tlzoo.plugins.manager", "unregister_plugin"),
 }
 
 if TYPE_CHECKING:
-    from tlzoo.model import AdaptedModel, load
+    from tlzoo.features.extractor import FeatureExtractor
+    from tlzoo.heads import HeadFactory, TaskSpec
+    from tlzoo.model.adapted import AdaptedModel, load
+    from tlzoo.plugins.manager import register_plugin, unregister_plugin
+    from tlzoo.plugins.modality import Modality
     from tlzoo.registry import list_models, resolve_source
     from tlzoo.workflow import AdaptResult, adapt
 

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from tlzoo.errors import ModalityNotAvailableError, RegistryError, UnknownModelError, did_you_mean
-from tlzoo.modality import KNOWN_DISTRIBUTIONS
+from tlzoo.plugins.modality import KNOWN_DISTRIBUTIONS
 
 logger = logging.getLogger(__name__)
 #: libyaml's safe loader when PyYAML was built with it (about ten times faster), else the Python one.

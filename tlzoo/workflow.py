@@ -1,6 +1,6 @@
 """``adapt()``: source model → target data → new task layer → train → evaluate.
 
-Every step has its own module (registry, data, heads, strategies, loop,
+Every step has its own module or package (registry, data, heads, training,
 evaluation, model); this one runs them in order, checks the arguments and the
 data before any model is loaded, and writes nothing to ``output_dir`` until the
 expensive work starts.
@@ -22,7 +22,8 @@ from tlzoo.errors import ConfigurationError
 from tlzoo.heads import TaskSpec, get_head_factory, parse_head
 from tlzoo.hub import unreachable_source_error
 from tlzoo.progress import library_progress_bars
-from tlzoo.strategies import LoraSettings, check_strategy, lora_settings
+from tlzoo.training.lora import LoraSettings, lora_settings
+from tlzoo.training.strategies import check_strategy
 
 if TYPE_CHECKING:
     from tlzoo.model import AdaptedModel
@@ -240,7 +241,7 @@ def adapt(
 
     extractor = _build_extractor(modality, src, token=token, pooling=pooling)
     timings["load_model"] = time.perf_counter() - started - timings["data"]
-    from tlzoo.training import train
+    from tlzoo.training.train import train
 
     trained = train(
         extractor, modality, target, strategy=strategy, head=head, epochs=epochs, lp_epochs=lp_epochs,
@@ -300,7 +301,7 @@ def _build_extractor(modality: Any, src: SourceModel, *, token: str | bool | Non
 def _check_lora_targets(lora: LoraSettings, src: SourceModel, token: str | bool | None) -> None:
     """``lora_target_modules`` that match nothing in the source's architecture fail here, before any weights load."""
     from tlzoo.features import backbone_skeleton
-    from tlzoo.strategies import check_lora_targets
+    from tlzoo.training.lora import check_lora_targets
 
     config = src.config
     if config is None:  # a zoo entry: its config.json is all that is read here
@@ -332,7 +333,7 @@ def _class_weights(value: Any, target: Any, balanced: Any) -> list[float] | None
 
 def _render_plots(result: AdaptResult) -> dict[str, bytes]:
     """The training-curve and confusion-matrix PNGs that are saved and pushed with the model."""
-    from tlzoo.plots import render_model_plots
+    from tlzoo.evaluation.plots import render_model_plots
 
     return render_model_plots(result.history, result.metrics)
 

@@ -172,8 +172,9 @@ def register_install(sub: Any) -> None:
 
 
 def _model_commands() -> list[Callable[[Any], None]]:
-    from tlzoo.cli.demo import register_demo
-    from tlzoo.cli.model_commands import register_adapt, register_predict, register_push
+    from tlzoo.cli.adapt import register_adapt
+    from tlzoo.cli.predict import register_predict, register_push
+    from tlzoo.demo.command import register_demo
 
     return [register_adapt, register_predict, register_push, register_demo]
 

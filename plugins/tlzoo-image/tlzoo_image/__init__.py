@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import tlzoo
-from tlzoo.modality import Modality, default_fingerprint
+from tlzoo.plugins import Modality, default_fingerprint
 
 __version__ = "0.1.0"
 

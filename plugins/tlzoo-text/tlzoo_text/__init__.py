@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import tlzoo
-from tlzoo.modality import Modality
+from tlzoo.plugins import Modality
 
 __version__ = "0.1.0"
 

@@ -1,24 +1,12 @@
-"""Transfer strategies: what trains, at which learning rate, and what feeds the head.
+"""The ``lora`` strategy's adapters (Hu et al. 2021), made with peft.
 
-============  =====================================================  ================
-strategy      what trains                                            backbone runs
-============  =====================================================  ================
-linear_probe  the head only; backbone frozen                         once per example, ever (cached)
-partial       the head and the top ``trainable_layers`` layer groups  every step
-full          everything, with layer-wise learning-rate decay        every step
-lp_ft         linear probe first, then ``full`` from that head       once, then every step
-lora          head + low-rank adapters (peft); backbone frozen       every step
-============  =====================================================  ================
-
-``auto`` picks one of the first four from the amount of labelled data, the
-number of classes and the backbone's size, and says why (Kumar et al. 2022 for
-LP-FT); it never picks ``lora``, which is the user's call (see
-:func:`choose_strategy`).
-
-``lora`` (Hu et al. 2021) wraps the backbone in peft's LoRA adapters
-(:func:`inject_lora`), trains them with the head in the same loop, and folds
-them into the backbone's weights afterwards (:func:`merge_lora`), so the
-adapted model is a plain backbone + head like every other strategy's.
+:func:`lora_settings` checks ``adapt()``'s ``lora_*`` arguments into
+:class:`LoraSettings` (no model needed); :func:`check_lora_targets` checks the
+target modules against the backbone's architecture before any weights load;
+:func:`inject_lora` wraps the backbone in the adapters, which train with the head
+in the same loop; :func:`merge_lora` folds them into the backbone's weights
+afterwards, so the adapted model is a plain backbone + head like every other
+strategy's.
 """
 
 from __future__ import annotations
@@ -36,124 +24,10 @@ from tlzoo.errors import ConfigurationError, did_you_mean
 if TYPE_CHECKING:
     from torch import nn
 
-    from tlzoo.features import FeatureExtractor, LayerGroup
+    from tlzoo.features.extractor import FeatureExtractor, LayerGroup
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("linear_probe", "partial", "full", "lp_ft", "lora")
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """Default epochs and learning rate of a training phase."""
-
-    epochs: int
-    learning_rate: float
-
-
-# Head-only training on cached features is nearly free: more epochs, higher rate.
-PROBE = Defaults(epochs=30, learning_rate=3e-3)
-FINE_TUNE = Defaults(epochs=5, learning_rate=5e-5)
-# LoRA's adapters start at zero (B = 0) and hold few weights: a 10x higher rate and more epochs than full fine-tuning.
-LORA = Defaults(epochs=10, learning_rate=5e-4)
-
-
-def check_strategy(strategy: str) -> str:
-    """Validate a strategy name (``auto`` or one of :data:`STRATEGIES`)."""
-    if strategy != "auto" and strategy not in STRATEGIES:
-        raise ConfigurationError(
-            f"Unknown strategy {strategy!r}; expected 'auto' or one of {', '.join(STRATEGIES)}."
-            + did_you_mean(strategy, STRATEGIES)
-        )
-    return strategy
-
-
-def choose_strategy(n_train: int, num_labels: int, backbone_params: int, *, on_gpu: bool) -> tuple[str, str]:
-    """The strategy ``auto`` stands for, and the reason, from data and model size.
-
-    - Few labels (under 40 per class or 400 in all): ``linear_probe``: too
-      little data to move millions of weights without overfitting; the
-      pretrained features are the safest bet, and training is cheap.
-    - A large backbone (over 150M parameters) without a GPU: ``linear_probe``,
-      since fine-tuning it on a CPU costs hours.
-    - Moderate data (under 5,000 examples): ``lp_ft``: fine-tuning from a
-      probed head keeps the pretrained features from being distorted early on.
-    - Plenty of data: ``full`` fine-tuning with layer-wise learning-rate decay.
-
-    ``lora`` is never chosen: on the data sizes above its accuracy is close to
-    ``lp_ft``'s/``full``'s rather than better, and what it saves (optimizer
-    memory, small checkpoints) matters for large backbones on small GPUs, which
-    the data and parameter counts alone do not tell.
-    """
-    per_class = n_train / max(num_labels, 1)
-    if per_class < 40 or n_train < 400:
-        return "linear_probe", (
-            f"{n_train} training examples ({per_class:.0f} per class) are too few to fine-tune "
-            f"{backbone_params / 1e6:.1f}M weights without overfitting; a linear probe on the frozen features is the robust choice"
-        )
-    if backbone_params > 150e6 and not on_gpu:
-        return "linear_probe", f"a {backbone_params / 1e6:.0f}M-parameter backbone is too slow to fine-tune without a GPU"
-    if n_train < 5000:
-        return "lp_ft", (
-            f"{n_train} examples are enough to fine-tune, but few enough that a random head would distort the "
-            "pretrained features; LP-FT (linear probe, then fine-tune) protects them"
-        )
-    return "full", f"{n_train} examples are plenty for full fine-tuning with layer-wise learning-rate decay"
-
-
-def trainable_groups(extractor: FeatureExtractor, strategy: str, trainable_layers: int,
-                     lora: LoraSettings | None = None) -> list[Any]:
-    """Freeze the backbone, then unfreeze the layer groups *strategy* trains; return them.
-
-    For ``lora`` the backbone stays frozen and its adapters, injected by
-    :func:`inject_lora` with the *lora* settings, are the one group returned.
-    """
-    groups = extractor.layer_groups()
-    for param in extractor.parameters():
-        param.requires_grad_(False)
-    if strategy in ("full", "lp_ft"):
-        chosen = groups
-    elif strategy == "lora":
-        return [inject_lora(extractor, lora or LoraSettings())]
-    elif strategy == "partial":
-        if trainable_layers < 1:
-            raise ConfigurationError(f"trainable_layers must be at least 1 for 'partial', got {trainable_layers}.")
-        chosen = groups[-trainable_layers:]
-    else:
-        chosen = []
-    for group in chosen:
-        for param in group.parameters:
-            param.requires_grad_(True)
-    return chosen
-
-
-def parameter_groups(
-    groups: list[Any], head: nn.Module, *, learning_rate: float, weight_decay: float, layer_decay: float
-) -> list[dict[str, Any]]:
-    """Optimizer parameter groups: the head at *learning_rate*, each backbone group decayed.
-
-    Layer-wise learning-rate decay: group ``i`` of ``n`` (counted from the
-    input) trains at ``learning_rate * layer_decay ** (n - i)``, so the
-    pretrained lower layers move least. Biases and norms get no weight decay.
-    """
-    out: list[dict[str, Any]] = []
-
-    def add(params: list[Any], lr: float, name: str) -> None:
-        decay = [p for p in params if p.requires_grad and p.ndim > 1]
-        no_decay = [p for p in params if p.requires_grad and p.ndim <= 1]
-        if decay:
-            out.append({"params": decay, "lr": lr, "weight_decay": weight_decay, "name": name})
-        if no_decay:
-            out.append({"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{name}.no_decay"})
-
-    n = len(groups)
-    for i, group in enumerate(groups):
-        add(group.parameters, learning_rate * layer_decay ** (n - i), group.name)
-    add(list(head.parameters()), learning_rate, "head")
-    return out
-
-
-# --- lora ---------------------------------------------------------------------------------
 #: ``lora_target_modules`` that stands for every linear layer of the backbone (peft's shorthand).
 ALL_LINEAR = "all-linear"
 

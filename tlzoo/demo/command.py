@@ -1,6 +1,6 @@
 """CLI command ``tlzoo demo``: transfer learning vs training from scratch, offline, with real numbers.
 
-The work is :func:`tlzoo.demo.run_demo`; this module parses the options and
+The work is :func:`tlzoo.demo.run.run_demo`; this module parses the options and
 prints its report (a table, one verdict line per modality, the reloaded
 models' predictions, the files written) or, with ``--json``, the report itself.
 """
@@ -37,10 +37,10 @@ examples:
   tlzoo demo --modalities image --push-to https://huggingface.co --repo-id me/shapes-demo"""
 
 # per-epoch and per-step logging of the library: too much for the demo's output
-_CHATTY = ("tlzoo.loop", "tlzoo.data", "tlzoo.extraction", "tlzoo.workflow", "tlzoo.model", "tlzoo.training",
-           "tlzoo.hub")
+_CHATTY = ("tlzoo.training.loop", "tlzoo.data", "tlzoo.features.extraction", "tlzoo.workflow", "tlzoo.model.adapted",
+           "tlzoo.training.train", "tlzoo.hub")
 # "no pipeline() export for whisper" is expected here, not news
-_NOTICES = ("tlzoo.export",)
+_NOTICES = ("tlzoo.model.export",)
 
 
 def register_demo(sub: Any) -> None:
@@ -71,7 +71,7 @@ def register_demo(sub: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo and print its report."""
     from tlzoo.cli.commands import UsageError, echo, echo_json
-    from tlzoo.demo import parse_modalities, run_demo
+    from tlzoo.demo.run import parse_modalities, run_demo
     from tlzoo.errors import ConfigurationError
 
     try:
@@ -118,7 +118,7 @@ def _time(report: dict[str, Any], row: dict[str, Any]) -> str:
 
 
 def format_report(report: dict[str, Any]) -> list[str]:
-    """The lines ``tlzoo demo`` prints for a :func:`tlzoo.demo.run_demo` report."""
+    """The lines ``tlzoo demo`` prints for a :func:`tlzoo.demo.run.run_demo` report."""
     from tlzoo.cli.commands import table
 
     minutes, seconds = divmod(round(report["seconds"]), 60)

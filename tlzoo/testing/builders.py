@@ -561,11 +561,11 @@ def text_vocabulary(words: Sequence[str] | None = None) -> list[str]:
     ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (ids 0-4), the ASCII punctuation, the
     letters ``a-z`` and digits ``0-9`` with their ``##`` continuation forms
     (so any lower-case ASCII text tokenises without ``[UNK]``), then *words*
-    lower-cased (default: every word :func:`tlzoo.synthetic.make_sentences`
+    lower-cased (default: every word :func:`tlzoo.demo.synthetic.make_sentences`
     uses), without duplicates.
     """
     if words is None:
-        from tlzoo.synthetic import sentence_vocabulary
+        from tlzoo.demo.synthetic import sentence_vocabulary
 
         words = sentence_vocabulary()
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_ASCII_PUNCT, *_LETTERS_DIGITS]
@@ -594,7 +594,7 @@ def build_tiny_bert(
 
     The tokenizer (``BertTokenizer``, a fast ``tokenizers``-backed tokenizer)
     lower-cases and knows the words of :func:`text_vocabulary` (*vocab*, by
-    default the words of :func:`tlzoo.synthetic.make_sentences`), letters,
+    default the words of :func:`tlzoo.demo.synthetic.make_sentences`), letters,
     digits and punctuation; ``model_max_length`` is *max_length*, which is
     also the model's ``max_position_embeddings``, so longer inputs must be
     truncated. The model has hidden_size 32, 2 layers, 2 heads.
@@ -668,7 +668,7 @@ def build_tiny_roberta(
     """Build a tiny RoBERTa (``RobertaModel``, with pooler) and its byte-level BPE tokenizer in *path*.
 
     The tokenizer is trained offline with the ``tokenizers`` library on
-    *corpus* (default: 600 sentences of :func:`tlzoo.synthetic.make_sentences`
+    *corpus* (default: 600 sentences of :func:`tlzoo.demo.synthetic.make_sentences`
     plus its vocabulary), starting from all 256 byte symbols, so any text
     tokenises; special tokens ``<s> <pad> </s> <unk> <mask>`` get ids 0-4 as in
     ``roberta-base``. It is saved as ``RobertaTokenizer`` (fast) with
@@ -693,7 +693,7 @@ def build_tiny_roberta(
     from transformers import RobertaTokenizer
 
     if corpus is None:
-        from tlzoo.synthetic import DEFAULT_SENTENCE_CLASSES, _sentences, sentence_vocabulary
+        from tlzoo.demo.synthetic import DEFAULT_SENTENCE_CLASSES, _sentences, sentence_vocabulary
 
         corpus = _sentences(200, DEFAULT_SENTENCE_CLASSES, 0)[0] + [" ".join(sentence_vocabulary())]
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]

@@ -49,7 +49,7 @@ Returns:
     mse (`float` or `numpy.ndarray`): Non-negative; 0.0 is a perfect fit.
 
 Examples:
-    >>> from tlzoo.metrics import load_metric
+    >>> from tlzoo.evaluation.metrics import load_metric
     >>> load_metric("mse").compute(predictions=[2.5, 0.0, 2, 8], references=[3, -0.5, 2, 7])
     {'mse': 0.375}
 """
@@ -78,7 +78,7 @@ Returns:
     mae (`float` or `numpy.ndarray`): Non-negative; 0.0 is a perfect fit.
 
 Examples:
-    >>> from tlzoo.metrics import load_metric
+    >>> from tlzoo.evaluation.metrics import load_metric
     >>> load_metric("mae").compute(predictions=[2.5, 0.0, 2, 8], references=[3, -0.5, 2, 7])
     {'mae': 0.5}
 """
@@ -112,7 +112,7 @@ Returns:
     r2 (`float` or `numpy.ndarray`): At most 1.0; NaN for fewer than two samples.
 
 Examples:
-    >>> from tlzoo.metrics import load_metric
+    >>> from tlzoo.evaluation.metrics import load_metric
     >>> load_metric("r2").compute(predictions=[1, 2, 3, 4], references=[1, 2, 3, 5])
     {'r2': 0.8857142857142857}
 """

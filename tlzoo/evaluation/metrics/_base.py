@@ -5,7 +5,7 @@ function; :class:`BuiltinMetric` turns them into evaluate's ``_info`` and ``_com
 
 Importing this module imports :mod:`evaluate`, which (in evaluate 0.4.6) imports
 ``transformers`` and therefore torch when they are installed. That is why
-:mod:`tlzoo.metrics` only imports it on first use.
+:mod:`tlzoo.evaluation.metrics` only imports it on first use.
 """
 
 from __future__ import annotations

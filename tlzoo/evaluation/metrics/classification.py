@@ -37,7 +37,7 @@ Returns:
     {key} (`float` or `numpy.ndarray`): The score(s), between 0 and 1.
 
 Examples:
-    >>> from tlzoo.metrics import load_metric
+    >>> from tlzoo.evaluation.metrics import load_metric
     >>> metric = load_metric("{key}")
     >>> metric.compute(predictions=[0, 2, 1, 0, 0, 1], references=[0, 1, 2, 0, 1, 2], average="macro")
     {{'{key}': {example}}}
@@ -120,7 +120,7 @@ Returns:
     accuracy (`float`): Between 0 and 1 (or a count if normalize=False).
 
 Examples:
-    >>> from tlzoo.metrics import load_metric
+    >>> from tlzoo.evaluation.metrics import load_metric
     >>> load_metric("accuracy").compute(predictions=[0, 1, 2, 0], references=[0, 1, 1, 0])
     {'accuracy': 0.75}
 """
@@ -189,7 +189,7 @@ Returns:
     confusion_matrix (`numpy.ndarray`): [n_labels, n_labels] (or [n_labels, 2, 2] for multi-label).
 
 Examples:
-    >>> from tlzoo.metrics import load_metric
+    >>> from tlzoo.evaluation.metrics import load_metric
     >>> load_metric("confusion_matrix").compute(references=[0, 1, 2, 0, 1, 2], predictions=[0, 1, 1, 2, 1, 0])
     {'confusion_matrix': array([[1, 0, 1], [0, 2, 0], [1, 1, 0]])}
 """

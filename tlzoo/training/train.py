@@ -19,23 +19,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tlzoo.batches import Collate, ExampleBatches, FeatureBatches
 from tlzoo.data import TargetData, column_values
 from tlzoo.errors import ConfigurationError
 from tlzoo.features import FeatureExtractor
 from tlzoo.heads import TaskSpec, build_head
-from tlzoo.loop import LoopSettings, Phase, TaskModel, evaluate, find_checkpoint, make_loss, run_phase
-from tlzoo.modality import Modality
-from tlzoo.strategies import (
-    FINE_TUNE,
-    LORA,
-    PROBE,
-    LoraSettings,
-    choose_strategy,
-    merge_lora,
-    parameter_groups,
-    trainable_groups,
-)
+from tlzoo.plugins.modality import Modality
+from tlzoo.training.batches import Collate, ExampleBatches, FeatureBatches
+from tlzoo.training.loop import LoopSettings, Phase, TaskModel, evaluate, find_checkpoint, make_loss, run_phase
+from tlzoo.training.lora import LoraSettings, merge_lora
+from tlzoo.training.strategies import FINE_TUNE, LORA, PROBE, choose_strategy, parameter_groups, trainable_groups
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +146,7 @@ def train(
             for param in extractor.parameters():
                 param.requires_grad_(False)
             if use_feature_cache:
-                from tlzoo.extraction import cached_features
+                from tlzoo.features.extraction import cached_features
 
                 tables, cache_stats = cached_features(extractor, modality, target.splits, target.input_column, accelerator,
                                                       batch_size=batch_size, num_workers=dataloader_num_workers, progress=progress)
@@ -226,7 +218,7 @@ def _read_resume(path: Path | None) -> dict[str, Any] | None:
         return None
     import json
 
-    from tlzoo.loop import STATE_FILE
+    from tlzoo.training.loop import STATE_FILE
 
     state = json.loads((path / STATE_FILE).read_text())
     state["path"] = str(path)

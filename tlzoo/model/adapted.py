@@ -11,13 +11,13 @@ A saved folder::
 
     config.json, model.safetensors   the backbone in transformers format -- or, when the
                                      head is linear and the family supports it, the whole
-                                     model as a transformers classifier (tlzoo.export)
+                                     model as a transformers classifier (tlzoo.model.export)
     preprocessor_config.json |       the image processor / audio feature extractor /
     tokenizer.json, tokenizer_config.json   tokenizer
     head.safetensors                 the head's weights (safetensors, never pickle)
     tlzoo.json                       format version, task, labels, source, head spec,
                                      extractor options, recipe, metrics, history, export
-    README.md                        the model card (tlzoo.card)
+    README.md                        the model card (tlzoo.model.card)
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlzoo import card as _card
 from tlzoo.errors import ConfigurationError, ModelLoadError, PluginError
 from tlzoo.features import FeatureExtractor
 from tlzoo.heads import TaskSpec, build_head, get_head_factory, parse_head
+from tlzoo.model import card as _card
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class AdaptedModel(nn.Module):
         """Write every file of the saved layout into the existing, empty *folder*."""
         from safetensors.torch import save_file
 
-        from tlzoo.export import export_classifier
+        from tlzoo.model.export import export_classifier
 
         was_training = self.training
         self.eval()
@@ -305,7 +305,7 @@ class AdaptedModel(nn.Module):
         """Rebuild the model from a local saved *folder*, refusing anything incomplete."""
         from safetensors.torch import load_file
 
-        from tlzoo.export import quiet_exported_head
+        from tlzoo.model.export import quiet_exported_head
         from tlzoo.plugins import get_modality
 
         config = _read_config(folder)

@@ -5,7 +5,7 @@
 architecture with random weights (for the scratch baseline) and the target
 task with few labels. Image and audio have no pretrained weights offline, so
 their source model is trained here on a generated source task; text uses the
-published ``sentence-transformers/all-MiniLM-L6-v2``. :mod:`tlzoo.demo`
+published ``sentence-transformers/all-MiniLM-L6-v2``. :mod:`tlzoo.demo.run`
 compares the methods on what this module sets up.
 """
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RECIPES", "ModalitySetup", "Recipe", "set_up_modality"]
 
-#: The target shapes; the source task is the 14 other shapes of :data:`tlzoo.synthetic.SHAPES`.
+#: The target shapes; the source task is the 14 other shapes of :data:`tlzoo.demo.synthetic.SHAPES`.
 IMAGE_TARGET: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "heart")
 #: Target words differ from each other in one vowel or the final consonant; none is a source word.
 SPOKEN_TARGET: tuple[str, ...] = ("bad", "bed", "bid", "bud", "bat", "bet", "bit", "but")
@@ -144,7 +144,8 @@ def _pretrain(init: Path, data: Any, folder: Path, recipe: Recipe, seed: int) ->
 def _image_setup(folder: Path, recipe: Recipe, seed: int) -> ModalitySetup:
     from datasets import DatasetDict
 
-    from tlzoo import synthetic, testing
+    from tlzoo import testing
+    from tlzoo.demo import synthetic
 
     classes = [s for s in synthetic.SHAPES if s not in IMAGE_TARGET]
     logger.info("image: drawing %d source images of %d shapes", recipe.source_per_class * len(classes), len(classes))
@@ -163,7 +164,7 @@ def _audio_data(recipe: Recipe, seed: int, notes: list[str]) -> tuple[Any, Any, 
     """(source data, target DatasetDict, source description, target description): spoken words, else tones."""
     from datasets import DatasetDict
 
-    from tlzoo import synthetic
+    from tlzoo.demo import synthetic
 
     sizes = _split_sizes(recipe)
     if synthetic.espeak_available():
@@ -216,7 +217,7 @@ def _text_setup(folder: Path, recipe: Recipe, seed: int, text_source: str | os.P
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-    from tlzoo import synthetic
+    from tlzoo.demo import synthetic
     from tlzoo.features import accepts_kwarg
     from tlzoo.registry import resolve_source
 

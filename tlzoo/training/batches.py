@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tlzoo.cache import FeatureTable
+from tlzoo.features.cache import FeatureTable
 
 
 def label_tensor(labels: Sequence[Any], task: str, num_labels: int) -> torch.Tensor:

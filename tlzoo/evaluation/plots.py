@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tlzoo.card import CONFUSION_PLOT, CURVES_PLOT
+from tlzoo.model.card import CONFUSION_PLOT, CURVES_PLOT
 
 logger = logging.getLogger(__name__)
 

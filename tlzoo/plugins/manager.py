@@ -20,9 +20,9 @@ from typing import Any
 
 import pluggy
 
-from tlzoo import hookspecs
 from tlzoo.errors import ModalityNotAvailableError, PluginError, did_you_mean
-from tlzoo.modality import KNOWN_DISTRIBUTIONS, Modality
+from tlzoo.plugins import hookspecs
+from tlzoo.plugins.modality import KNOWN_DISTRIBUTIONS, Modality
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def modalities() -> dict[str, Modality]:
             for plugin_name, args in _collect("register_modalities"):
                 modality = args[0] if args else None
                 if not isinstance(modality, Modality):
-                    _record_error(plugin_name, f"register_modalities gave {modality!r}, not a tlzoo.modality.Modality")
+                    _record_error(plugin_name, f"register_modalities gave {modality!r}, not a tlzoo.plugins.Modality")
                     continue
                 if modality.name in found:
                     logger.warning(

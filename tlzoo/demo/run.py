@@ -21,7 +21,7 @@ Everything is seeded, so the numbers are reproducible, and nothing is picked
 after the fact: the summary says whether transfer beat scratch in this run, as
 the runs came out. :func:`run_demo` returns the numbers as a JSON-ready dict;
 ``tlzoo demo`` prints them. The sizes, source models and target tasks of each
-modality are set up in :mod:`tlzoo.demo_tasks`.
+modality are set up in :mod:`tlzoo.demo.tasks`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tlzoo.demo_tasks import RECIPES, ModalitySetup, Recipe, set_up_modality
+from tlzoo.demo.tasks import RECIPES, ModalitySetup, Recipe, set_up_modality
 from tlzoo.errors import ConfigurationError, TlzooError
 from tlzoo.progress import library_progress_bars
 
@@ -101,7 +101,7 @@ def _compare(folder: Path, setup: ModalitySetup, recipe: Recipe, seed: int) -> t
     ``folder/<method>``; scratch writes its plots only.
     """
     import tlzoo
-    from tlzoo.plots import save_plots
+    from tlzoo.evaluation.plots import save_plots
 
     common: dict[str, Any] = {"batch_size": recipe.batch_size, "seed": seed, "save_strategy": "no",
                               "overwrite_output_dir": True, "progress": False}
@@ -261,7 +261,7 @@ def run_demo(
     with _torch_threads(num_threads), library_progress_bars(hub=False, transformers=False, datasets=False):
         import torch
 
-        from tlzoo.plots import plot_comparison, plot_method_curves
+        from tlzoo.evaluation.plots import plot_comparison, plot_method_curves
 
         report["num_threads"] = torch.get_num_threads()
         for name in names:

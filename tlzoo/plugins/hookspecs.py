@@ -23,7 +23,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from tlzoo.heads import HeadFactory
-    from tlzoo.modality import Modality
+    from tlzoo.plugins.modality import Modality
 
 hookspec = pluggy.HookspecMarker("tlzoo")
 hookimpl = pluggy.HookimplMarker("tlzoo")
@@ -36,7 +36,7 @@ def register_modalities(register: Callable[[Modality], None]) -> None:
     Called the first time tlzoo resolves a source model or inspects target data.
 
     :param register: call ``register(Modality(...))`` once per modality. A
-        :class:`tlzoo.modality.Modality` names the modality, says how to
+        :class:`tlzoo.plugins.modality.Modality` names the modality, says how to
         recognise a column of it in a ``datasets.Dataset``, which model
         architectures (``config.model_type``) it claims, and how to build a
         :class:`tlzoo.features.FeatureExtractor` for a source model.

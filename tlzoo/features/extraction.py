@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlzoo.cache import FeatureCache, FeatureTable
 from tlzoo.data import column_values
 from tlzoo.features import FeatureExtractor
-from tlzoo.modality import Modality
+from tlzoo.features.cache import FeatureCache, FeatureTable
+from tlzoo.plugins.modality import Modality
 
 logger = logging.getLogger(__name__)
 
