@@ -118,3 +118,18 @@ def test_resume_continues_to_the_same_result(tiny_models: Any, tmp_path: Path, f
         torch.testing.assert_close(p, q, msg=name)
     assert straight.metrics["test"]["accuracy"] == resumed.metrics["test"]["accuracy"]
     assert straight.metrics["test"]["loss"] == pytest.approx(resumed.metrics["test"]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["f1_weighted", "precision_macro", "loss"])
+def test_early_stopping_restores_the_best_epoch_by_the_metrics_own_direction(metric: str, tiny_models: Any,
+                                                                             feature_cache: Path) -> None:
+    """A larger f1_weighted is better, a larger loss is worse: the restored epoch is the best one either way."""
+    data = colour_images(20)
+    result = tlzoo.adapt(str(tiny_models("vit")), data, strategy="linear_probe", epochs=12, learning_rate=3e-2,
+                         early_stopping=12, metric_for_best_model=metric, metrics=["accuracy", metric]
+                         if metric != "loss" else None, progress=False, seed=3)
+    scores = [record[f"validation_{metric}"] for record in result.history]
+    best = (max if metric != "loss" else min)(scores)
+    assert len(set(scores)) > 1, scores  # the run must move for the test to mean anything
+    assert result.metrics["validation"][metric] == pytest.approx(best), (scores, result.metrics["validation"])
+    assert result.recipe["options"]["metric_for_best_model"] == metric

@@ -95,15 +95,17 @@ def test_adapt_json_is_the_only_stdout(wide_bert: Path, reviews: Path, tmp_path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--head-options", "{not json"], "--head-options must be a JSON object"),
+        (["--head-options", "{not json"], "argument --head-options: must be a JSON object"),
         (["--epochs", "many"], "invalid int value"),
+        (["--weight-decay", "-1"], "weight_decay must be a number from 0"),
+        (["--metric-for-best-model", "bleu", "--early-stopping", "2"], "pass greater_is_better=True or False"),
         (["--mixed-precision", "fp64"], "invalid choice"),
         (["--strategy", "linear_prob"], "Did you mean 'linear_probe'"),
         (["--task", "regresion"], "Unknown task 'regresion'"),
         (["--epochs", "0"], "must be a positive integer, got 0"),
         (["--batch-size", "-4"], "must be a positive integer, got -4"),
         (["--test-size", "1.5"], "must be a fraction from 0 up to 1"),
-        (["--class-weights", "1,two"], "--class-weights must be 'balanced' or comma-separated numbers"),
+        (["--class-weights", "1,two"], "argument --class-weights: must be 'balanced' or comma-separated numbers"),
     ],
 )
 def test_adapt_usage_errors_exit_2(wide_bert: Path, reviews: Path, tmp_path: Path, capsys: Any, args: list[str],

@@ -9,40 +9,13 @@ the ``register_heads`` hook.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tlzoo.errors import ConfigurationError, did_you_mean
+from tlzoo.tasks import TaskSpec
 
 if TYPE_CHECKING:
     from torch import nn
-
-TASKS = ("single_label_classification", "multi_label_classification", "regression")
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What the head must predict.
-
-    :param problem_type: one of ``single_label_classification``,
-        ``multi_label_classification`` or ``regression`` (transformers' names).
-    :param num_labels: classes for classification, outputs for regression.
-    """
-
-    problem_type: str
-    num_labels: int
-
-    def __post_init__(self) -> None:
-        if self.problem_type not in TASKS:
-            raise ConfigurationError(f"Unknown task {self.problem_type!r}; expected one of {', '.join(TASKS)}.")
-        if self.num_labels < 1:
-            raise ConfigurationError(f"A task needs at least one output, got num_labels={self.num_labels}.")
-
-    @property
-    def num_outputs(self) -> int:
-        """Width of the head's output."""
-        return self.num_labels
-
 
 @runtime_checkable
 class HeadFactory(Protocol):

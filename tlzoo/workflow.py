@@ -8,12 +8,9 @@ expensive work starts.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,17 +18,15 @@ from typing import TYPE_CHECKING, Any
 from tlzoo.errors import ConfigurationError
 from tlzoo.heads import TaskSpec, get_head_factory, parse_head
 from tlzoo.hub import unreachable_source_error
+from tlzoo.options import AdaptOptions
 from tlzoo.progress import library_progress_bars
-from tlzoo.training.lora import LoraSettings, lora_settings
-from tlzoo.training.strategies import check_strategy
+from tlzoo.training.lora import LoraSettings
 
 if TYPE_CHECKING:
     from tlzoo.model import AdaptedModel
     from tlzoo.registry import SourceModel
 
 logger = logging.getLogger(__name__)
-
-MIXED_PRECISION = (None, "no", "fp16", "bf16", "fp8")
 
 
 @dataclass
@@ -55,25 +50,12 @@ class AdaptResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _check_arguments(*, strategy: str, head: Any, mixed_precision: str | None, gradient_accumulation_steps: int,
-                     batch_size: int, epochs: int | None, learning_rate: float | None, output_dir: Any,
-                     overwrite_output_dir: bool, resume_from: Any, early_stopping: int | None,
+def _check_arguments(*, strategy: str, head: Any, output_dir: Any, overwrite_output_dir: bool, resume_from: Any,
                      lora: LoraSettings) -> None:
-    check_strategy(strategy)
+    """Checks that need the plugins or the file system (the options checked themselves when made)."""
     if strategy != "lora" and lora != LoraSettings():
-        logger.warning("The lora_* arguments apply to strategy='lora' only; ignored for strategy=%r.", strategy)
+        logger.warning("The lora_* options apply to strategy='lora' only; ignored for strategy=%r.", strategy)
     get_head_factory(parse_head(head)[0])
-    if mixed_precision not in MIXED_PRECISION:
-        raise ConfigurationError(f"mixed_precision must be one of 'no', 'fp16', 'bf16', 'fp8', got {mixed_precision!r}.")
-    for name, value in (("gradient_accumulation_steps", gradient_accumulation_steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"{name} must be a positive integer, got {value!r}.")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-        raise ConfigurationError(f"epochs must be a positive integer, got {epochs!r}.")
-    if learning_rate is not None and not (learning_rate > 0):
-        raise ConfigurationError(f"learning_rate must be positive, got {learning_rate!r}.")
-    if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
-        raise ConfigurationError(f"early_stopping is a patience in epochs (a positive integer), got {early_stopping!r}.")
     if output_dir is not None and not resume_from and not overwrite_output_dir:
         model_dir = Path(output_dir) / "model"
         if model_dir.exists() and any(model_dir.iterdir()):
@@ -83,70 +65,7 @@ def _check_arguments(*, strategy: str, head: Any, mixed_precision: str | None, g
             )
 
 
-def _bars_follow_progress(function: Callable[..., AdaptResult]) -> Callable[..., AdaptResult]:
-    """With ``progress=False``, also hide the libraries' bars (downloads, weight loading, data mapping) in the call."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> AdaptResult:
-        if kwargs.get("progress", True):
-            return function(*args, **kwargs)
-        with library_progress_bars(hub=False, transformers=False, datasets=False):
-            return function(*args, **kwargs)
-
-    return wrapper
-
-
-@_bars_follow_progress
-def adapt(
-    source: Any,
-    data: Any,
-    *,
-    task: str = "auto",
-    input_column: str | None = None,
-    label_column: str | None = None,
-    strategy: str = "auto",
-    head: str | dict[str, Any] = "linear",
-    epochs: int | None = None,
-    batch_size: int = 32,
-    learning_rate: float | None = None,
-    weight_decay: float = 0.01,
-    warmup_ratio: float = 0.1,
-    lr_scheduler_type: str = "linear",
-    layer_decay: float = 0.75,
-    trainable_layers: int = 2,
-    lp_epochs: int | None = None,
-    metrics: list[str] | None = None,
-    output_dir: str | os.PathLike[str] | None = None,
-    overwrite_output_dir: bool = False,
-    seed: int = 0,
-    mixed_precision: str | None = None,
-    gradient_accumulation_steps: int = 1,
-    max_grad_norm: float | None = 1.0,
-    early_stopping: int | None = None,
-    metric_for_best_model: str = "loss",
-    greater_is_better: bool | None = None,
-    resume_from: str | os.PathLike[str] | bool | None = None,
-    save_strategy: str = "epoch",
-    save_total_limit: int = 2,
-    report_to: str | list[str] | None = None,
-    test_size: float = 0.2,
-    validation_size: float = 0.1,
-    class_weights: str | list[float] | None = None,
-    pooling: str = "auto",
-    revision: str | None = None,
-    token: str | bool | None = None,
-    registry: str | os.PathLike[str] | None = None,
-    use_feature_cache: bool = True,
-    dataloader_num_workers: int = 0,
-    push_to_hub: str | None = None,
-    hub_private: bool | None = None,
-    hub_endpoint: str | None = None,
-    progress: bool = True,
-    lora_rank: int = 8,
-    lora_alpha: int | None = None,
-    lora_dropout: float = 0.0,
-    lora_target_modules: str | list[str] = "all-linear",
-) -> AdaptResult:
+def adapt(source: Any, data: Any, options: AdaptOptions | None = None, **kwargs: Any) -> AdaptResult:
     """Adapt a pretrained *source* model to the labelled target *data*.
 
     >>> result = tlzoo.adapt("all-minilm-l6-v2", "reviews.csv", label_column="sentiment")  # doctest: +SKIP
@@ -154,76 +73,42 @@ def adapt(
     :param source: a zoo name (``tlzoo models``), a Hub id, or a local model folder.
     :param data: a ``datasets.Dataset``/``DatasetDict``, a pandas DataFrame, a
         Hub dataset id, a folder (one sub-folder per class), or a CSV/JSON/Parquet file.
-    :param task: ``auto``, ``single_label_classification``, ``multi_label_classification`` or ``regression``.
-    :param input_column: the column of inputs (found by modality when ``None``).
-    :param label_column: the column of labels (a ClassLabel or a usual name when ``None``).
-    :param strategy: ``auto``, ``linear_probe``, ``partial``, ``full``, ``lp_ft`` or ``lora`` (see
-        docs/user-guide.md); ``auto`` never picks ``lora``.
-    :param head: a head name (``linear``, ``mlp``, or a plugin's) or ``{"name": ..., **options}``.
-    :param epochs: training epochs (fine-tuning epochs for ``lp_ft``); default 30 for a
-        linear probe, 5 for fine-tuning, 10 for ``lora``.
-    :param batch_size: examples per optimizer step and device, before accumulation (global
-        across processes: each of N processes takes ``batch_size / N``).
-    :param learning_rate: peak learning rate of the head; default 3e-3 for a linear probe,
-        5e-5 for fine-tuning, 5e-4 for ``lora`` (its adapters start at zero and hold few
-        weights, so they want a higher rate than full fine-tuning; head and adapters share
-        it). Backbone layers get ``learning_rate * layer_decay ** depth``.
-    :param weight_decay: AdamW weight decay (not on biases and norms).
-    :param warmup_ratio: fraction of fine-tuning steps spent warming up the learning rate.
-    :param lr_scheduler_type: a ``transformers.get_scheduler`` name (``linear``, ``cosine``, ...).
-    :param layer_decay: layer-wise learning-rate decay for ``full``/``partial``/``lp_ft``.
-    :param trainable_layers: layer groups (counted from the top) that ``partial`` trains.
-    :param lp_epochs: linear-probe epochs of ``lp_ft`` (default 30).
-    :param metrics: metric names (default accuracy, F1, precision, recall; or MSE, MAE, R²).
-    :param output_dir: where to write the model (``output_dir/model``, with its plots in
-        ``output_dir/model/plots``), checkpoints and ``results.json``.
-    :param overwrite_output_dir: replace a model already in ``output_dir``.
-    :param seed: seeds data splits, head initialisation, shuffling and dropout.
-    :param mixed_precision: ``no``, ``fp16``, ``bf16`` or ``fp8`` (accelerate's).
-    :param gradient_accumulation_steps: batches per optimizer step.
-    :param max_grad_norm: gradient clipping (``None`` to disable).
-    :param early_stopping: stop after this many epochs without a better validation
-        ``metric_for_best_model``, and restore the best weights.
-    :param metric_for_best_model: validation metric for early stopping (``loss``, ``accuracy``, ``f1``, ``mse``, ...).
-    :param greater_is_better: whether that metric improves upwards (default: by its name).
-    :param resume_from: a checkpoint folder, or ``True`` for the latest in ``output_dir``.
-    :param save_strategy: ``epoch`` (checkpoint each epoch when ``output_dir`` is set) or ``no``.
-    :param save_total_limit: checkpoints kept.
-    :param report_to: accelerate trackers (``tensorboard``, ``wandb``, ...).
-    :param test_size: held-out test fraction when the data has no test split.
-    :param validation_size: validation fraction of train when the data has none (0: none).
-    :param class_weights: ``"balanced"`` or one weight per class, for imbalanced data.
-    :param pooling: the feature extractor's pooling (``auto``, or a plugin's: ``mean``, ``cls``, ``pooler``).
-    :param revision: Hub revision of the source model.
-    :param token: Hub token for private source models.
-    :param registry: a registry file merged over the zoo.
-    :param use_feature_cache: keep frozen-backbone features on disk between runs.
-    :param dataloader_num_workers: worker processes that preprocess batches.
-    :param push_to_hub: a repo id (``org/name``) to push the adapted model to.
-    :param hub_private: create the Hub repo private.
-    :param hub_endpoint: a private Hub deployment's URL.
-    :param progress: show progress bars; ``False`` hides huggingface_hub's, transformers' and datasets'
-        bars inside the call as well as tlzoo's.
-    :param lora_rank: rank of ``lora``'s adapters (peft ``LoraConfig.r``).
-    :param lora_alpha: their scale numerator (update ``alpha / rank * B @ A``); default ``2 * lora_rank``.
-    :param lora_dropout: dropout on the adapters' inputs while training.
-    :param lora_target_modules: the backbone modules that get adapters: ``"all-linear"``,
-        a regular expression matched against whole module names, or a list of names
-        (each matching the modules whose name ends in it, e.g. ``["query", "value"]``).
+    :param options: an :class:`tlzoo.options.AdaptOptions`; keyword arguments are
+        its fields (``strategy=``, ``epochs=``, ``output_dir=``, ...) and override it.
+        Every option is documented on :class:`~tlzoo.options.AdaptOptions` and in
+        docs/api.md; ``tlzoo adapt`` has a flag for each.
     :raises tlzoo.TlzooError: a subclass naming the problem, before any model loads
-        when the arguments or the data are at fault.
+        when the options or the data are at fault (an unknown option is a
+        :class:`~tlzoo.errors.ConfigurationError` with close matches).
     """
+    base = options.to_dict() if options is not None else {}
+    if options is not None:
+        base["token"] = options.token
+    opts = AdaptOptions.from_dict({**base, **kwargs})
+    if opts.progress:
+        return _adapt(source, data, opts)
+    with library_progress_bars(hub=False, transformers=False, datasets=False):
+        return _adapt(source, data, opts)
+
+
+def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
+    """The steps of :func:`adapt`, reading every setting from *options*."""
+    o = options
+    task, input_column, label_column, strategy = o.task, o.input_column, o.label_column, o.strategy
+    head, output_dir, overwrite_output_dir, resume_from = o.head_spec, o.output_dir, o.overwrite_output_dir, o.resume_from
+    seed, test_size, validation_size, class_weights = o.seed, o.test_size, o.validation_size, o.class_weights
+    early_stopping = o.early_stopping
+    push_to_hub, token, hub_endpoint, hub_private = o.push_to_hub, o.token, o.hub_endpoint, o.hub_private
+    revision, registry, pooling = o.revision, o.registry, o.pooling
     started = time.perf_counter()
     from tlzoo.data import class_weights as balanced_weights
     from tlzoo.data import load_target_data
     from tlzoo.plugins import get_modality
     from tlzoo.registry import resolve_source
 
-    lora = lora_settings(lora_rank, lora_alpha, lora_dropout, lora_target_modules)
-    _check_arguments(strategy=strategy, head=head, mixed_precision=mixed_precision,
-                     gradient_accumulation_steps=gradient_accumulation_steps, batch_size=batch_size, epochs=epochs,
-                     learning_rate=learning_rate, output_dir=output_dir, overwrite_output_dir=overwrite_output_dir,
-                     resume_from=resume_from, early_stopping=early_stopping, lora=lora)
+    lora = o.lora()
+    _check_arguments(strategy=strategy, head=head, output_dir=output_dir, overwrite_output_dir=overwrite_output_dir,
+                     resume_from=resume_from, lora=lora)
     if push_to_hub:
         from tlzoo.hub import check_push_target
 
@@ -243,18 +128,8 @@ def adapt(
     timings["load_model"] = time.perf_counter() - started - timings["data"]
     from tlzoo.training.train import train
 
-    trained = train(
-        extractor, modality, target, strategy=strategy, head=head, epochs=epochs, lp_epochs=lp_epochs,
-        batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
-        lr_scheduler_type=lr_scheduler_type, layer_decay=layer_decay, trainable_layers=trainable_layers,
-        metrics=metrics, output_dir=Path(output_dir) if output_dir is not None else None, seed=seed,
-        mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps,
-        max_grad_norm=max_grad_norm, early_stopping=early_stopping, metric_for_best_model=metric_for_best_model,
-        greater_is_better=greater_is_better, resume_from=resume_from, save_strategy=save_strategy,
-        save_total_limit=save_total_limit, report_to=report_to, class_weights=weights,
-        use_feature_cache=use_feature_cache, dataloader_num_workers=dataloader_num_workers, progress=progress,
-        lora=lora,
-    )
+    trained = train(extractor, modality, target, options=o, class_weights=weights, lora=lora,
+                    output_dir=Path(output_dir) if output_dir is not None else None)
     timings.update(trained.timings)
     recipe = {
         "source": src.to_dict(),
@@ -263,6 +138,7 @@ def adapt(
         "strategy_reason": trained.reason,
         "requested_strategy": strategy,
         "head": head,
+        "options": o.to_dict(),
         "hyperparameters": trained.hyperparameters,
         "feature_cache": trained.cache_stats,
         "num_processes": trained.num_processes,

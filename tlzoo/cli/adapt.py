@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
 from tlzoo.cli.commands import Formatter, UsageError, echo, echo_json, table
+from tlzoo.options import add_arguments
 from tlzoo.progress import library_progress_bars
 
 ADAPT_EPILOG = """\
@@ -42,66 +42,20 @@ def fraction(text: str) -> float:
     return value
 
 
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise UsageError(f"--class-weights must be 'balanced' or comma-separated numbers, got {text!r}") from None
-
-
-def _target_modules(text: str) -> str | list[str]:
-    """``--lora-target-modules``: ``all-linear``, or comma-separated module names (each matches name endings)."""
-    if text.strip() == "all-linear":
-        return "all-linear"
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise UsageError(f"--lora-target-modules must be 'all-linear' or comma-separated module names, got {text!r}")
-    return names
-
-
-def _check_names(args: argparse.Namespace) -> None:
-    """Unknown strategy or task names are usage errors (exit code 2), found before anything loads."""
-    from tlzoo.data import check_task
-    from tlzoo.errors import ConfigurationError
-    from tlzoo.training.strategies import check_strategy
-
-    try:
-        check_strategy(args.strategy)
-        check_task(args.task)
-    except ConfigurationError as exc:
-        raise UsageError(str(exc)) from exc
-
-
 def cmd_adapt(args: argparse.Namespace) -> int:
     import tlzoo
+    from tlzoo.errors import ConfigurationError
+    from tlzoo.options import options_from_namespace
 
-    _check_names(args)
-    head: Any = args.head
-    if args.head_options:
-        try:
-            head = {"name": args.head, **json.loads(args.head_options)}
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--head-options must be a JSON object: {exc}") from exc
-    class_weights: Any = args.class_weights
-    if class_weights and class_weights != "balanced":
-        class_weights = _float_list(class_weights)
+    try:
+        options = options_from_namespace(args, config=args.config)
+    except ConfigurationError as exc:  # a bad flag value or config file: a usage error, before anything loads
+        raise UsageError(str(exc)) from exc
     quiet = args.json or args.quiet
     started = time.perf_counter()
     # tlzoo's own bars (features, training) and the Hub's download bars; not the weight loading and data mapping ones
     with library_progress_bars(hub=not quiet, transformers=False, datasets=False):
-        result = tlzoo.adapt(
-            args.source, args.data, task=args.task, input_column=args.input_column, label_column=args.label_column,
-            strategy=args.strategy, head=head, epochs=args.epochs, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, metrics=args.metrics.split(",") if args.metrics else None,
-            output_dir=args.output_dir, overwrite_output_dir=args.overwrite_output_dir, seed=args.seed,
-            mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps,
-            early_stopping=args.early_stopping, resume_from=True if args.resume else None,
-            test_size=args.test_size, validation_size=args.validation_size, class_weights=class_weights,
-            report_to=args.report_to, push_to_hub=args.push_to_hub, hub_private=args.private,
-            hub_endpoint=args.endpoint, pooling=args.pooling, revision=args.revision, token=args.token,
-            progress=not quiet, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-            lora_target_modules=_target_modules(args.lora_target_modules),
-        )
+        result = tlzoo.adapt(args.source, args.data, options, progress=not quiet)
     elapsed = time.perf_counter() - started
     if args.json:
         echo_json({"metrics": _scalars(result.metrics), "strategy": result.recipe["strategy"],
@@ -151,37 +105,8 @@ def register_adapt(sub: Any) -> None:
                        epilog=ADAPT_EPILOG, formatter_class=Formatter)
     p.add_argument("source", help="zoo name, Hub id or local model folder")
     p.add_argument("data", help="folder (one sub-folder per class), data file, saved dataset or Hub dataset id")
-    p.add_argument("--input-column", help="column of inputs (default: found by modality)")
-    p.add_argument("--label-column", help="column of labels (default: a ClassLabel or 'label'-like column)")
-    p.add_argument("--task", default="auto", help="auto, single_label_classification, multi_label_classification, regression")
-    p.add_argument("--strategy", default="auto", help="auto, linear_probe, partial, full, lp_ft, lora")
-    p.add_argument("--head", default="linear", help="head name: linear, mlp, or a plugin's")
-    p.add_argument("--head-options", help='head options as JSON, e.g. \'{"hidden_size": 128}\'')
-    p.add_argument("--epochs", type=positive_int, help="training epochs (default by strategy)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="examples per step, over all devices")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default by strategy)")
-    p.add_argument("--metrics", help="comma-separated metric names")
-    p.add_argument("-o", "--output-dir", help="where to write the model, checkpoints and plots")
-    p.add_argument("--overwrite-output-dir", action="store_true", help="replace a model already in --output-dir")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
-    p.add_argument("--seed", type=int, default=0, help="seed of splits, initialisation and shuffling")
-    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16", "fp8"])
-    p.add_argument("--gradient-accumulation-steps", type=positive_int, default=1, help="batches per optimizer step")
-    p.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement")
-    p.add_argument("--test-size", type=fraction, default=0.2, help="held-out fraction when the data has no test split (0: none)")
-    p.add_argument("--validation-size", type=fraction, default=0.1, help="validation fraction when the data has none (0: none)")
-    p.add_argument("--class-weights", help="'balanced' or comma-separated weights")
-    p.add_argument("--pooling", default="auto", help="feature pooling: auto, mean, cls, pooler")
-    p.add_argument("--lora-rank", type=positive_int, default=8, help="rank of the LoRA adapters (--strategy lora)")
-    p.add_argument("--lora-alpha", type=positive_int, help="LoRA scale numerator (default: 2 x rank)")
-    p.add_argument("--lora-dropout", type=fraction, default=0.0, help="dropout on the LoRA adapters' inputs")
-    p.add_argument("--lora-target-modules", default="all-linear", metavar="NAMES",
-                   help="backbone modules that get adapters: all-linear, or comma-separated names (query,value)")
-    p.add_argument("--revision", help="Hub revision of the source model")
-    p.add_argument("--report-to", help="accelerate tracker: tensorboard, wandb, ...")
-    p.add_argument("--push-to-hub", metavar="REPO_ID", help="push the adapted model to this Hub repo")
-    p.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
-    p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
-    p.add_argument("--token", help="Hub token for private source models and pushing (default: HF_TOKEN or the login)")
+    p.add_argument("--config", metavar="FILE",
+                   help="options from a YAML/JSON file, a saved model's tlzoo.json or a results.json (flags win)")
+    add_arguments(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON (no progress bars)")
     p.set_defaults(func=cmd_adapt)

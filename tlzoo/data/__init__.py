@@ -5,11 +5,10 @@ user passes into :class:`TargetData` before any model is loaded.
 """
 
 from tlzoo.data.reading import FILE_BUILDERS, SPLIT_ALIASES, read_data
+from tlzoo.tasks import TASK_ALIASES, check_task
 from tlzoo.data.target import (
     LABEL_NAMES,
-    TASK_ALIASES,
     TargetData,
-    check_task,
     class_weights,
     column_values,
     detect_task,

@@ -16,19 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlzoo.data.reading import read_data
-from tlzoo.errors import ColumnNotFoundError, ConfigurationError, DataError, did_you_mean
-from tlzoo.heads import TASKS
+from tlzoo.errors import ColumnNotFoundError, DataError, did_you_mean
 from tlzoo.plugins.modality import Modality
+from tlzoo.tasks import check_task
 
 logger = logging.getLogger(__name__)
 
 LABEL_NAMES = ("label", "labels", "target", "class", "category", "y", "sentiment")
-TASK_ALIASES = {
-    "classification": "single_label_classification",
-    "single_label": "single_label_classification",
-    "multi_label": "multi_label_classification",
-    "multilabel": "multi_label_classification",
-}
 SAMPLE = 16
 
 
@@ -171,14 +165,6 @@ def detect_task(ds: Any, label_column: str) -> str:
     return "single_label_classification"
 
 
-def check_task(task: str) -> str:
-    """Validate a task name (``auto``, one of :data:`tlzoo.heads.TASKS` or an alias); return its canonical name."""
-    if task == "auto":
-        return task
-    task = TASK_ALIASES.get(task, task)
-    if task not in TASKS:
-        raise ConfigurationError(f"Unknown task {task!r}; expected 'auto' or one of {', '.join(TASKS)}." + did_you_mean(task, TASKS))
-    return task
 
 
 def _label_names(splits: dict[str, Any], label_column: str, task: str) -> list[str] | None:

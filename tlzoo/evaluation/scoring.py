@@ -25,11 +25,9 @@ from tlzoo.evaluation.metrics import canonical_metric_name, load_metric
 
 logger = logging.getLogger(__name__)
 
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
-REGRESSION = "regression"
+from tlzoo.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASKS
+
 #: The ``task`` values :func:`evaluate_predictions` accepts (transformers' ``problem_type`` names).
-TASKS: tuple[str, ...] = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
 
 _CLASSIFICATION_DEFAULTS: dict[str, tuple[str, ...]] = {
     SINGLE_LABEL: ("accuracy", "f1", "precision", "recall"),

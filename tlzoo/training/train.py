@@ -21,8 +21,10 @@ from torch.utils.data import DataLoader
 
 from tlzoo.data import TargetData, column_values
 from tlzoo.errors import ConfigurationError
+from tlzoo.evaluation.metrics import higher_is_better
 from tlzoo.features import FeatureExtractor
 from tlzoo.heads import TaskSpec, build_head
+from tlzoo.options import AdaptOptions
 from tlzoo.plugins.modality import Modality
 from tlzoo.training.batches import Collate, ExampleBatches, FeatureBatches
 from tlzoo.training.loop import LoopSettings, Phase, TaskModel, evaluate, find_checkpoint, make_loss, run_phase
@@ -31,7 +33,6 @@ from tlzoo.training.strategies import FINE_TUNE, LORA, PROBE, choose_strategy, p
 
 logger = logging.getLogger(__name__)
 
-HIGHER_IS_BETTER = ("accuracy", "f1", "precision", "recall", "r2", "f1_micro")
 
 
 @dataclass
@@ -82,16 +83,20 @@ def _loader(dataset: Any, collate: Collate, batch_size: int, *, shuffle: bool, s
 
 
 def train(
-    extractor: FeatureExtractor, modality: Modality, target: TargetData, *, strategy: str, head: Any,
-    epochs: int | None, lp_epochs: int | None, batch_size: int, learning_rate: float | None, weight_decay: float,
-    warmup_ratio: float, lr_scheduler_type: str, layer_decay: float, trainable_layers: int, metrics: list[str] | None,
-    output_dir: Path | None, seed: int, mixed_precision: str | None, gradient_accumulation_steps: int,
-    max_grad_norm: float | None, early_stopping: int | None, metric_for_best_model: str,
-    greater_is_better: bool | None, resume_from: Any, save_strategy: str, save_total_limit: int, report_to: Any,
-    class_weights: list[float] | None, use_feature_cache: bool, dataloader_num_workers: int, progress: bool,
-    lora: LoraSettings | None = None,
+    extractor: FeatureExtractor, modality: Modality, target: TargetData, *, options: AdaptOptions,
+    output_dir: Path | None, class_weights: list[float] | None, lora: LoraSettings | None = None,
 ) -> Trained:
     """Train a new head (and, per the strategy, the backbone or its *lora* adapters) on *target*; evaluate it."""
+    o = options
+    strategy, head, epochs, lp_epochs, batch_size = o.strategy, o.head_spec, o.epochs, o.lp_epochs, o.batch_size
+    learning_rate, weight_decay, warmup_ratio = o.learning_rate, o.weight_decay, o.warmup_ratio
+    lr_scheduler_type, layer_decay, trainable_layers, metrics = o.lr_scheduler_type, o.layer_decay, o.trainable_layers, o.metrics
+    seed, mixed_precision, gradient_accumulation_steps = o.seed, o.mixed_precision, o.gradient_accumulation_steps
+    max_grad_norm, early_stopping, metric_for_best_model = o.max_grad_norm, o.early_stopping, o.metric_for_best_model
+    greater_is_better, resume_from, save_strategy, save_total_limit = (o.greater_is_better, o.resume_from,
+                                                                      o.save_strategy, o.save_total_limit)
+    report_to, use_feature_cache, dataloader_num_workers, progress = (o.report_to, o.use_feature_cache,
+                                                                      o.dataloader_num_workers, o.progress)
     from accelerate.utils import set_seed
 
     lora = lora or LoraSettings()
@@ -117,7 +122,7 @@ def train(
     settings = LoopSettings(
         task=target.task, label_names=target.label_names, loss=make_loss(target.task, class_weights), metrics=metrics,
         early_stopping=early_stopping, metric_for_best_model=metric_for_best_model,
-        greater_is_better=greater_is_better if greater_is_better is not None else metric_for_best_model in HIGHER_IS_BETTER,
+        greater_is_better=greater_is_better if greater_is_better is not None else higher_is_better(metric_for_best_model),
         checkpoint_dir=output_dir / "checkpoints" if output_dir is not None and save_strategy == "epoch" else None,
         save_total_limit=save_total_limit, max_grad_norm=max_grad_norm, progress=progress,
     )

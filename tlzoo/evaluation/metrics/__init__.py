@@ -82,6 +82,7 @@ _LOAD_ONLY_KWARGS: tuple[str, ...] = (
 
 __all__ = [
     "BUILTIN_METRICS",
+    "higher_is_better",
     "MetricError",
     "canonical_metric_name",
     "load_metric",
@@ -166,3 +167,29 @@ def _unknown_metric_message(name: str, exc: BaseException) -> str:
         "Any other metric is loaded with evaluate.load and needs network access to the Hugging Face Hub "
         "(or a copy in the local evaluate cache), or pass the path of a local metric script or folder."
     )
+
+
+#: Built-in metrics (and the loss) by whether a larger value is better.
+_DIRECTION: dict[str, bool] = {"accuracy": True, "f1": True, "precision": True, "recall": True, "r2": True,
+                               "mse": False, "mae": False, "rmse": False, "loss": False}
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether a larger value of the metric *name* is better: ``f1_weighted`` and ``precision_macro`` are,
+    ``loss``, ``mse`` and ``mae`` are not.
+
+    Averaged names (``<metric>_<macro|micro|weighted|samples>``) take their base
+    metric's direction. Raises :class:`MetricError` for a metric whose direction
+    is not known (a Hub metric): give ``greater_is_better`` then.
+    """
+    key = name.strip().lower().removeprefix("evaluate-metric/").replace("-", "_")
+    base, _, suffix = key.rpartition("_")
+    if base and suffix in ("macro", "micro", "weighted", "samples"):
+        key = base
+    key = _ALIASES.get(key, key)
+    if key not in _DIRECTION:
+        raise MetricError(
+            f"tlzoo does not know whether a larger {name!r} is better; pass greater_is_better=True or False "
+            "(--greater-is-better / --no-greater-is-better)." + did_you_mean(name, _DIRECTION)
+        )
+    return _DIRECTION[key]
