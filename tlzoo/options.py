@@ -413,7 +413,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs["choices"] = list(meta["choices"])
         kind = _kind(f, default)
         if kind is bool:
-            if f.name == "overwrite_output_dir":
+            if f.name in ("overwrite_output_dir", "hub_private"):
                 kwargs["action"] = "store_true"
             else:
                 kwargs["action"] = argparse.BooleanOptionalAction
