@@ -133,3 +133,10 @@ def test_early_stopping_restores_the_best_epoch_by_the_metrics_own_direction(met
     assert len(set(scores)) > 1, scores  # the run must move for the test to mean anything
     assert result.metrics["validation"][metric] == pytest.approx(best), (scores, result.metrics["validation"])
     assert result.recipe["options"]["metric_for_best_model"] == metric
+
+
+def test_printing_a_result_shows_a_summary_not_the_network(tiny_models: Any, feature_cache: Path) -> None:
+    result = tlzoo.adapt(str(tiny_models("vit")), colour_images(10), strategy="linear_probe", epochs=2, progress=False)
+    text = repr(result)
+    assert text.startswith("AdaptResult(strategy='linear_probe', test={'accuracy': ")
+    assert len(text) < 300 and "Linear(" not in text, text

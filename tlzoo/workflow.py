@@ -49,6 +49,14 @@ class AdaptResult:
     commit_url: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """One line: the strategy, the test (or validation) scores and where the model went; not the network."""
+        split = "test" if "test" in self.metrics else next(iter(self.metrics), None)
+        scores = {k: round(v, 4) for k, v in (self.metrics.get(split) or {}).items()
+                  if isinstance(v, float) and k != "loss"} if split else {}
+        return (f"AdaptResult(strategy={self.recipe.get('strategy')!r}, {split}={scores}, "
+                f"epochs={len(self.history)}, output_dir={str(self.output_dir) if self.output_dir else None!r})")
+
 
 def _check_arguments(*, strategy: str, head: Any, output_dir: Any, overwrite_output_dir: bool, resume_from: Any,
                      lora: LoraSettings) -> None:
