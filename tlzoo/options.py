@@ -263,8 +263,6 @@ class AdaptOptions:
             self.head_options = {}
         if self.max_grad_norm == 0:
             self.max_grad_norm = None
-        if self.mixed_precision is None:
-            self.mixed_precision = None
 
     def _check(self) -> None:
         from tlzoo.tasks import check_task
@@ -369,9 +367,7 @@ def read_options_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             import yaml
 
             values = yaml.safe_load(text)
-    except (ValueError, ImportError) as exc:  # json.JSONDecodeError and yaml.YAMLError are ValueErrors or not
-        raise ConfigurationError(f"Config file {file} cannot be parsed: {exc}") from exc
-    except Exception as exc:  # yaml.YAMLError
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
         raise ConfigurationError(f"Config file {file} cannot be parsed: {exc}") from exc
     if isinstance(values, dict) and isinstance(values.get("recipe"), dict) and "options" in values["recipe"]:
         values = values["recipe"]["options"]  # a saved model's tlzoo.json or a results.json
@@ -411,7 +407,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs["metavar"] = meta["metavar"]
         if meta.get("choices"):
             kwargs["choices"] = list(meta["choices"])
-        kind = _kind(f, default)
+        kind = _kind(f)
         if kind is bool:
             if f.name in ("overwrite_output_dir", "hub_private"):
                 kwargs["action"] = "store_true"
@@ -428,7 +424,7 @@ def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _kind(f: dataclasses.Field[Any], default: Any) -> Callable[[str], Any]:
+def _kind(f: dataclasses.Field[Any]) -> Callable[[str], Any]:
     text = str(f.type)
     if text.startswith("bool"):
         return bool
@@ -453,7 +449,6 @@ def _flag_type(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
 def options_from_namespace(args: argparse.Namespace, *, config: str | os.PathLike[str] | None = None) -> AdaptOptions:
     """The options of a parsed ``tlzoo adapt``: defaults, then the *config* file, then the flags given."""
     values: dict[str, Any] = read_options_file(config) if config else {}
-    values.pop("token", None) if values.get("token") is None else None
     for f in cli_fields():
         if hasattr(args, f.name):
             values[f.name] = getattr(args, f.name)
