@@ -17,6 +17,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+
+# Imported before tlzoo, accelerate and transformers by every benchmark: the CPU figures run on the CPU
+# even where a GPU exists (figure 7 runs the GPU variant in a subprocess without this flag), offline, quietly.
+os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
 import platform
 import resource
 import statistics

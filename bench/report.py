@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 FIGURE_ORDER = ("1_full_finetune", "2_linear_probe", "3_cache_hit", "4_scaling", "5_data_loading", "6_startup", "7_gpu")
@@ -213,3 +214,14 @@ def render(report: dict[str, Any], findings: str | None = None) -> str:
     if findings:
         lines += ["## Findings", "", findings.strip(), ""]
     return "\n".join(lines) + "\n"
+
+
+_SECTION = re.compile(r"<!-- (\w+) benchmark: begin.*?<!-- \1 benchmark: end -->", re.DOTALL)
+
+
+def keep_sections(page: str, old_page: str | None) -> str:
+    """*page* with the marked sections other benchmarks wrote into the old page (``bench/auto.py``, ...) kept."""
+    if not old_page:
+        return page
+    kept = [m.group(0) for m in _SECTION.finditer(old_page) if m.group(0) not in page]
+    return page if not kept else page.rstrip() + "\n\n" + "\n\n".join(kept) + "\n"

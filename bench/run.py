@@ -70,17 +70,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-# Before anything imports accelerate: the CPU figures run on the CPU even where a
-# GPU exists (figure 7 runs the GPU variant in a subprocess without this flag).
-os.environ.setdefault("ACCELERATE_USE_CPU", "true")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("PYTHONWARNINGS", "ignore")
-
 sys.path.insert(0, str(HERE))
 
+# first, before anything imports accelerate: common sets the benchmarks' environment
 from common import Sizes, Stats, Timer, alternate, load_average, machine_info, ratios, summarise
 
 SCHEMA = 1
@@ -716,14 +708,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("quick", "full"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.render:
-        from report import render
+        from report import keep_sections, render
 
         report = json.loads(args.render.read_text())
         md_path = args.output / "benchmarks.md" if args.output else REPO / "docs" / "benchmarks.md"
         md_path.parent.mkdir(parents=True, exist_ok=True)
         findings = HERE / "findings.md"
-        md_path.write_text(render(report, findings.read_text() if findings.exists() and report["mode"] == "full"
-                                  else None))
+        old = md_path.read_text() if md_path.exists() else None
+        md_path.write_text(keep_sections(render(report, findings.read_text() if findings.exists()
+                                                and report["mode"] == "full" else None), old))
         log(f"wrote {md_path}")
         return 0
     set_threads(args.threads)
@@ -759,11 +752,13 @@ def main(argv: list[str] | None = None) -> int:
     report = run_all(mode, only, profile_dir)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    from report import render
+    from report import keep_sections, render
 
     findings = HERE / "findings.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(render(report, findings.read_text() if findings.exists() and mode.name == "full" else None))
+    old = md_path.read_text() if md_path.exists() else None
+    md_path.write_text(keep_sections(render(report, findings.read_text() if findings.exists() and mode.name == "full"
+                                            else None), old))
     log(f"wrote {json_path} and {md_path} in {report['seconds_total']} s")
     failed = [k for k, v in report["figures"].items() if "error" in v]
     if failed:

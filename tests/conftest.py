@@ -64,6 +64,30 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def hub_server(online: None) -> Iterator[Callable[..., Any]]:
+    """Start local Hubs (``tests/hub_server.py``) with offline mode off; every one is stopped after the test.
+
+    ``hub_server(tokens=..., orgs=..., lfs_threshold=...)`` returns a running
+    :class:`HubServer`; the default tokens are ``hf_alice`` (user ``alice``) and
+    ``hf_bob`` (``bob``).
+    """
+    from hub_server import HubServer
+
+    started: list[Any] = []
+
+    def start(**options: Any) -> Any:
+        options.setdefault("tokens", {"hf_alice": "alice", "hf_bob": "bob"})
+        server = HubServer(**options)
+        server.__enter__()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
 def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Make huggingface_hub's retry sleeps instant; returns the list of requested sleep durations."""
     import time

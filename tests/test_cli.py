@@ -70,3 +70,32 @@ def test_help_is_fast() -> None:
 @pytest.mark.parametrize("args", [["models"], ["plugins"]])
 def test_console_script_entry_point(args: list[str]) -> None:
     assert run(*args).returncode == 0
+
+
+def test_the_installed_console_script_runs() -> None:
+    """The ``tlzoo`` executable that ``pip install`` puts beside the interpreter (``[project.scripts]``)."""
+    import shutil
+
+    script = shutil.which("tlzoo", path=str(Path(sys.executable).parent))
+    assert script is not None, "the tlzoo console script is not installed beside this Python"
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("tlzoo ")
+    listed = subprocess.run([script, "models", "--modality", "text", "--json"], capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0
+    assert {row["modality"] for row in json.loads(listed.stdout)} == {"text"}
+
+
+def test_a_misspelled_flag_names_the_command_and_the_close_flag(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["adapt", "src", "data", "--epoch", "3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "tlzoo adapt: error: unrecognized arguments: --epoch 3" in err
+    assert "did you mean --epochs?" in err and "usage: tlzoo adapt" in err
+
+
+def test_flags_are_not_abbreviated(capsys: Any) -> None:
+    with pytest.raises(SystemExit):
+        main(["adapt", "src", "data", "--learning", "3"])  # not taken for --learning-rate
+    assert "unrecognized arguments: --learning" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import contextlib
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,18 @@ def adapted(wide_bert: Path, reviews: Path, tmp_path_factory: pytest.TempPathFac
     with contextlib.redirect_stdout(stdout):
         code = main(["adapt", str(wide_bert), str(reviews), *ADAPT, "-o", str(out)])
     return {"code": code, "stdout": stdout.getvalue(), "out": out}
+
+
+def test_adapt_without_an_output_dir_keeps_the_model_and_says_where(wide_bert: Path, reviews: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["adapt", str(wide_bert), str(reviews), *ADAPT, "--epochs", "2"]) == 0
+    runs = list((tmp_path / "tlzoo-runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("bert-")
+    assert (runs[0] / "model" / "tlzoo.json").is_file()
+    assert f"model: {Path('tlzoo-runs') / runs[0].name / 'model'} (no --output-dir given: saved here" in stdout.getvalue()
 
 
 def test_adapt_prints_a_summary_and_saves_the_model_with_its_plots(adapted: dict[str, Any]) -> None:
@@ -183,9 +195,8 @@ def test_predict_a_missing_model_exits_1(tmp_path: Path, capsys: Any) -> None:
 
 
 @pytest.fixture
-def hub(online: None) -> Iterator[HubServer]:
-    with HubServer(tokens={TOKEN: "alice"}) as server:
-        yield server
+def hub(hub_server: Callable[..., HubServer]) -> HubServer:
+    return hub_server()
 
 
 def test_push_then_predict_from_the_hub(adapted: dict[str, Any], hub: HubServer, capsys: Any,

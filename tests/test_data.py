@@ -156,3 +156,39 @@ def test_nan_loss_stops_with_a_clear_error(tiny_models: Any, tmp_path: Path) -> 
         tlzoo.adapt(str(tiny_models("bert")), ds, strategy="linear_probe", epochs=2, output_dir=tmp_path / "o",
                     validation_size=0, progress=False)
     assert not (tmp_path / "o" / "model").exists()
+
+
+@pytest.mark.parametrize("path", ["data/no_such", "./no_such", "no_such.csv", "a/b/c"])
+def test_a_missing_local_path_fails_at_once_and_is_not_taken_for_a_hub_id(path: str, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    from tlzoo.data.reading import read_data
+    from tlzoo.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+
+    def no_hub(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"the Hub was asked for {args}")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_hub)
+    with pytest.raises(DataError, match="does not exist"):
+        read_data(path)
+
+
+def test_class_folders_of_a_modality_without_a_datasets_builder(tmp_path: Path) -> None:
+    """Text files in class folders, read by the text plugin's read_file (one file, one example)."""
+    from tlzoo.data.reading import read_data
+    from tlzoo.plugins import get_modality
+
+    for label, texts in {"math": ["sum of two numbers", "a square root"], "os": ["list the files", "make a dir"]}.items():
+        for i, text in enumerate(texts):
+            (tmp_path / "train" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "train" / label / f"{i}.txt").write_text(text + "\n")
+    (tmp_path / "train" / "math" / ".hidden.txt").write_text("not an example")
+    splits = read_data(tmp_path, modality=get_modality("text"))
+    train = splits["train"]
+    assert train.features["label"].names == ["math", "os"]
+    assert sorted(zip(train["text"], train["label"])) == [("a square root", 0), ("list the files", 1),
+                                                          ("make a dir", 1), ("sum of two numbers", 0)]

@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,16 +126,17 @@ def test_quick_demo_models_reload_and_predict(quick: dict[str, Any]) -> None:
         assert result["label"] in ("sports", "weather", "food", "music")
 
 
-def test_demo_falls_back_to_tones_and_pushes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_falls_back_to_tones_and_pushes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             hub_server: Callable[..., HubServer]) -> None:
     from tlzoo.demo import synthetic
 
     monkeypatch.setattr(synthetic, "espeak_available", lambda: False)
-    with HubServer(tokens={"hf_alice": "alice"}) as hub:
-        report = demo_module.run_demo(tmp_path / "out", modalities="image,audio", quick=True, seed=1, num_threads=1,
-                                      push_to=hub.endpoint, token="hf_alice")
-        assert report["pushed"]["repo_id"] == "alice/tlzoo-demo-image"
-        assert report["pushed"]["modality"] == "image"
-        files = hub.repo_files("alice/tlzoo-demo-image")
+    hub = hub_server()
+    report = demo_module.run_demo(tmp_path / "out", modalities="image,audio", quick=True, seed=1, num_threads=1,
+                                  push_to=hub.endpoint, token="hf_alice")
+    assert report["pushed"]["repo_id"] == "alice/tlzoo-demo-image"
+    assert report["pushed"]["modality"] == "image"
+    files = hub.repo_files("alice/tlzoo-demo-image")
     assert "tlzoo.json" in files and "head.safetensors" in files
     audio = report["modalities"]["audio"]
     assert audio["status"] == "ok"
@@ -143,10 +145,11 @@ def test_demo_falls_back_to_tones_and_pushes(tmp_path: Path, monkeypatch: pytest
     assert "text" not in report["modalities"]
 
 
-def test_demo_push_target_is_checked_before_training(tmp_path: Path) -> None:
+def test_demo_push_target_is_checked_before_training(tmp_path: Path, hub_server: Callable[..., HubServer]) -> None:
     from tlzoo.errors import HubError
 
-    with HubServer(tokens={"hf_alice": "alice"}) as hub, pytest.raises(HubError, match="cannot write to bob/x"):
+    hub = hub_server()
+    with pytest.raises(HubError, match="cannot write to bob/x"):
         demo_module.run_demo(tmp_path / "out", modalities="image", quick=True, push_to=hub.endpoint,
                              repo_id="bob/x", token="hf_alice")
     assert not (tmp_path / "out").exists()

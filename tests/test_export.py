@@ -140,7 +140,7 @@ def test_pipeline_without_tlzoo_gives_tlzoo_predictions(exported: dict[str, Any]
         ("vit", {"head": {"name": "mlp", "hidden_size": 8}}, "is not linear"),
         ("roberta", {}, "'roberta' family is not supported"),
         ("bert", {}, "pool with pooler, this model with 'mean'"),
-        ("distilbert", {"pooling": "cls", "num_labels": 17}, "cannot hold 2 x 17 labels"),
+        ("distilbert", {"pooling": "cls", "num_labels": 17}, "holds at most 16 labels exactly, this task has 17"),
     ],
 )
 def test_no_export_when_it_cannot_be_exact(
@@ -161,10 +161,14 @@ def test_no_export_when_it_cannot_be_exact(
 def test_no_export_when_verification_fails(
     tiny_models: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def misplaced(model: Any, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        export._place_plain(model, weight, bias + 1.0)
+    from tlzoo_image import pipeline
 
-    monkeypatch.setitem(export.FAMILIES, "vit", export._Family(("cls",), misplaced))
+    from tlzoo.plugins import PipelineFamily
+
+    def misplaced(model: Any, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        pipeline.place_plain(model, weight, bias + 1.0)
+
+    monkeypatch.setitem(pipeline.FAMILIES, "vit", PipelineFamily(("cls",), misplaced))
     model = make_model(tiny_models, "vit")
     folder = model.save_pretrained(tmp_path / "m")
     info = json.loads((folder / CONFIG_NAME).read_text())["pipeline"]

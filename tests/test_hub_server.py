@@ -9,7 +9,7 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")  # never the real Hub, even if an endpoint= is missed
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -36,9 +36,8 @@ LARGE = {"model.safetensors": os.urandom(3 * THRESHOLD), "nested/weights.bin": o
 
 
 @pytest.fixture
-def hub() -> Iterator[HubServer]:
-    with HubServer(tokens={ALICE: "alice", BOB: "bob"}, orgs={"acme": ["alice"]}, lfs_threshold=THRESHOLD) as server:
-        yield server
+def hub(hub_server: Callable[..., HubServer]) -> HubServer:
+    return hub_server(tokens={ALICE: "alice", BOB: "bob"}, orgs={"acme": ["alice"]}, lfs_threshold=THRESHOLD)
 
 
 @pytest.fixture
@@ -79,8 +78,8 @@ def test_server_binds_localhost_and_stops_on_exit() -> None:
         assert server.storage_endpoint.startswith("http://127.0.0.1:")
         assert server.storage_endpoint != endpoint
     assert not any(t.name.startswith("HubServer-") and t.name not in before for t in threading.enumerate())
-    with pytest.raises(httpx2.TransportError):
-        HfApi(endpoint=endpoint, token=False).model_info("alice/anything")
+    with pytest.raises(httpx2.TransportError):  # raw HTTP: works whatever HF_HUB_OFFLINE says
+        httpx2.get(f"{endpoint}/api/models/alice/anything", timeout=5)
 
 
 def test_unknown_route_is_a_loud_404(hub: HubServer, alice: HfApi) -> None:
@@ -300,18 +299,18 @@ def test_dataset_repo_in_org_namespace(hub: HubServer, alice: HfApi, bob: HfApi,
         bob.dataset_info("acme/data")
 
 
-def test_seed_repo_and_initial_commit(tmp_path: Path) -> None:
-    with HubServer(tokens={ALICE: "alice"}, lfs_threshold=THRESHOLD, initial_commit=True) as server:
-        oid = server.seed_repo("alice/seeded", {**SMALL, **LARGE})
-        assert server.lfs_files("alice/seeded") == set(LARGE)
-        local = snapshot_download("alice/seeded", endpoint=server.endpoint, cache_dir=tmp_path, token=False)
-        assert Path(local).name == oid
-        assert tree_bytes(Path(local)) == server.repo_files("alice/seeded")
-        assert set(server.repo_files("alice/seeded")) == {".gitattributes", *SMALL, *LARGE}
+def test_seed_repo_and_initial_commit(tmp_path: Path, hub_server: Callable[..., HubServer]) -> None:
+    server = hub_server(tokens={ALICE: "alice"}, lfs_threshold=THRESHOLD, initial_commit=True)
+    oid = server.seed_repo("alice/seeded", {**SMALL, **LARGE})
+    assert server.lfs_files("alice/seeded") == set(LARGE)
+    local = snapshot_download("alice/seeded", endpoint=server.endpoint, cache_dir=tmp_path, token=False)
+    assert Path(local).name == oid
+    assert tree_bytes(Path(local)) == server.repo_files("alice/seeded")
+    assert set(server.repo_files("alice/seeded")) == {".gitattributes", *SMALL, *LARGE}
 
-        HfApi(endpoint=server.endpoint, token=ALICE).create_repo("alice/fresh")
-        assert [c["message"] for c in server.commits("alice/fresh")] == ["initial commit"]
-        assert set(server.repo_files("alice/fresh")) == {".gitattributes"}
+    HfApi(endpoint=server.endpoint, token=ALICE).create_repo("alice/fresh")
+    assert [c["message"] for c in server.commits("alice/fresh")] == ["initial commit"]
+    assert set(server.repo_files("alice/fresh")) == {".gitattributes"}
 
 
 def test_deletions_and_stale_parent_commit(hub: HubServer, alice: HfApi, folder: Path) -> None:

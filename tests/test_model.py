@@ -95,7 +95,9 @@ def vit(tiny_models: Callable[[str], Path]) -> AdaptedModel:
     ],
 )
 def test_split_batch(value: Any, modality: str, count: int, single: bool) -> None:
-    values, is_single = split_batch(value, modality)
+    from tlzoo.plugins import get_modality
+
+    values, is_single = split_batch(value, get_modality(modality))
     assert (len(values), is_single) == (count, single)
 
 

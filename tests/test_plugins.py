@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -114,6 +114,35 @@ def test_plugin_registering_garbage_is_reported(register_plugin: Any) -> None:
     register_plugin(BadReturnPlugin(), name="garbage")
     assert {"image", "text"} <= set(plugins.modalities())
     assert "not a tlzoo.plugins.Modality" in plugins.plugin_errors()["garbage"]
+
+
+def test_registering_a_plugin_twice_is_a_plugin_error(register_plugin: Any) -> None:
+    from tlzoo.errors import PluginError
+
+    plugin = RowsPlugin()
+    register_plugin(plugin, name="rows-once")
+    with pytest.raises(PluginError, match="already registered.*unregister_plugin"):
+        plugins.register_plugin(plugin, name="rows-again")
+    with pytest.raises(PluginError, match="already registered"):
+        plugins.register_plugin(RowsPlugin(), name="rows-once")
+
+
+class NarrowPlugin:
+    """A hook implementation that takes fewer arguments than the spec offers, as pluggy allows."""
+
+    calls: ClassVar[list[str]] = []
+
+    @tlzoo.hookimpl
+    def register_source_models(self) -> None:
+        NarrowPlugin.calls.append("called")
+
+
+def test_hooks_are_called_through_pluggy(register_plugin: Any) -> None:
+    NarrowPlugin.calls.clear()
+    register_plugin(NarrowPlugin(), name="narrow")
+    plugins.source_model_entries()
+    assert NarrowPlugin.calls == ["called"]
+    assert "narrow" not in plugins.plugin_errors()
 
 
 def test_unregister_removes_contributions(register_plugin: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import huggingface_hub
@@ -20,9 +20,8 @@ TOKEN = "hf_alice"
 
 
 @pytest.fixture
-def hub(online: None) -> Iterator[HubServer]:
-    with HubServer(tokens={TOKEN: "alice", "hf_bob": "bob"}, orgs={"acme": ["alice"]}) as server:
-        yield server
+def hub(hub_server: Callable[..., HubServer]) -> HubServer:
+    return hub_server(orgs={"acme": ["alice"]})
 
 
 @pytest.fixture(autouse=True)

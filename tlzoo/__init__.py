@@ -23,12 +23,14 @@ __all__ = [
     "FeatureExtractor",
     "HeadFactory",
     "Modality",
+    "Ranking",
     "TaskSpec",
     "TlzooError",
     "adapt",
     "hookimpl",
     "list_models",
     "load",
+    "rank",
     "register_plugin",
     "resolve_source",
     "unregister_plugin",
@@ -41,6 +43,8 @@ _LAZY = {
     "load": ("tlzoo.model.adapted", "load"),
     "list_models": ("tlzoo.registry", "list_models"),
     "resolve_source": ("tlzoo.registry", "resolve_source"),
+    "rank": ("tlzoo.ranking.rank", "rank"),
+    "Ranking": ("tlzoo.ranking.result", "Ranking"),
     # for plugin authors
     "Modality": ("tlzoo.plugins.modality", "Modality"),
     "FeatureExtractor": ("tlzoo.features.extractor", "FeatureExtractor"),
@@ -56,6 +60,8 @@ if TYPE_CHECKING:
     from tlzoo.model.adapted import AdaptedModel, load
     from tlzoo.plugins.manager import register_plugin, unregister_plugin
     from tlzoo.plugins.modality import Modality
+    from tlzoo.ranking.rank import rank
+    from tlzoo.ranking.result import Ranking
     from tlzoo.registry import list_models, resolve_source
     from tlzoo.workflow import AdaptResult, adapt
 

@@ -82,3 +82,21 @@ def build_head(head: str | dict[str, Any], in_features: int, task: TaskSpec) -> 
         return factory(in_features, task, **options)
     except TypeError as exc:
         raise ConfigurationError(f"Head {name!r} does not accept options {options}: {exc}") from exc
+
+
+def linear_layer(head: Any) -> Any:
+    """The head's only ``nn.Linear`` if the head is linear (dropout/identity allowed), else ``None``.
+
+    A linear head can be fitted in closed form or by L-BFGS (the probe) and folded
+    into a transformers classifier (the ``pipeline()`` export).
+    """
+    from torch import nn
+
+    if isinstance(head, nn.Linear):
+        return head
+    if isinstance(head, nn.Sequential):
+        layers = list(head)
+        rest = [m for m in layers if not isinstance(m, nn.Dropout | nn.Identity)]
+        if len(rest) == 1 and isinstance(rest[0], nn.Linear) and layers[-1] is rest[0]:
+            return rest[0]
+    return None

@@ -132,6 +132,9 @@ class AdaptOptions:
                                           parse=_json_object, metavar="JSON", factory=dict)
     trainable_layers: int = option(2, "layer groups, counted from the top, that 'partial' trains", "strategy")
     pooling: str = option("auto", "feature pooling: auto, or a plugin's (mean, cls, pooler)", "strategy")
+    time_budget: float | None = option(None, "seconds 'auto' may spend fine-tuning after its probe (default: "
+                                       "ten times what the probe cost, at least a minute; 0: probe only)", "strategy",
+                                       metavar="SECONDS")
     # optimisation
     epochs: int | None = option(None, "training epochs (fine-tuning epochs for lp_ft; default: chosen)", "optimisation")
     lp_epochs: int | None = option(None, "linear-probe epochs of lp_ft when the probe is trained by gradient steps",
@@ -173,6 +176,8 @@ class AdaptOptions:
     save_strategy: str = option("epoch", "epoch (a checkpoint each epoch, with --output-dir) or no", "output",
                                 choices=SAVE_STRATEGIES)
     save_total_limit: int = option(2, "checkpoints kept while training", "output")
+    keep_checkpoints: bool = option(False, "keep the checkpoints after a run that finished (by default they are "
+                                    "removed once the model is saved: they only serve --resume)", "output")
     report_to: list[str] | None = option(None, "accelerate trackers: tensorboard, wandb, ...", "output",
                                          parse=comma_list)
     push_to_hub: str | None = option(None, "push the adapted model to this Hub repo", "output", metavar="REPO_ID")
@@ -287,6 +292,8 @@ class AdaptOptions:
             value = getattr(self, name)
             if value is not None and (not _is_number(value) or not value > 0):
                 raise ConfigurationError(f"{name} must be a positive number, got {value!r}.")
+        if self.time_budget is not None and (not _is_number(self.time_budget) or self.time_budget < 0):
+            raise ConfigurationError(f"time_budget must be a number of seconds from 0, got {self.time_budget!r}.")
         for name in ("weight_decay", "warmup_ratio"):
             value = getattr(self, name)
             if not _is_number(value) or value < 0 or (name == "warmup_ratio" and value >= 1):

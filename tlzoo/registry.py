@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from tlzoo.errors import ModalityNotAvailableError, RegistryError, UnknownModelError, did_you_mean
-from tlzoo.plugins.modality import KNOWN_DISTRIBUTIONS
+from tlzoo.plugins.modality import distribution_for
 
 logger = logging.getLogger(__name__)
 #: libyaml's safe loader when PyYAML was built with it (about ten times faster), else the Python one.
@@ -189,7 +189,7 @@ def _modality_for_config(config: Any, source: str) -> str:
     model_type = getattr(config, "model_type", None)
     guess = _guess_modality(model_type)
     if guess:
-        dist = KNOWN_DISTRIBUTIONS[guess]
+        dist = distribution_for(guess)
         raise ModalityNotAvailableError(
             f"{source!r} is a {model_type!r} model, which the {guess} plugin reads, but no installed plugin "
             f"claims it. Install the plugin with `tlzoo install {dist}` (or `pip install {dist}`)."

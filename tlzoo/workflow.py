@@ -64,6 +64,8 @@ def _check_arguments(*, strategy: str, head: Any, output_dir: Any, overwrite_out
     if strategy != "lora" and lora != LoraSettings():
         logger.warning("The lora_* options apply to strategy='lora' only; ignored for strategy=%r.", strategy)
     get_head_factory(parse_head(head)[0])
+    if output_dir is not None:
+        check_output_dir(Path(output_dir))
     if output_dir is not None and not resume_from and not overwrite_output_dir:
         model_dir = Path(output_dir) / "model"
         if model_dir.exists() and any(model_dir.iterdir()):
@@ -71,6 +73,25 @@ def _check_arguments(*, strategy: str, head: Any, output_dir: Any, overwrite_out
                 f"{model_dir} already holds a model; pass overwrite_output_dir=True (--overwrite-output-dir) to "
                 "replace it, resume_from=True (--resume) to continue its training, or choose another output_dir."
             )
+
+
+def check_output_dir(path: Path) -> None:
+    """*path* can be made (or is) a writable folder, and its ``model``/``checkpoints`` are not files: else say so now."""
+    import os
+
+    for name in ("model", "checkpoints"):
+        if (path / name).exists() and not (path / name).is_dir():
+            raise ConfigurationError(f"output_dir={path}: {path / name} is a file, where tlzoo writes a folder.")
+    for folder in (path, *path.parents):
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            raise ConfigurationError(
+                f"output_dir={path} cannot be created: {folder} is a file, not a folder. Choose another output_dir."
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigurationError(f"output_dir={path} cannot be written: {folder} is not writable for this user.")
+        return
 
 
 def adapt(source: Any, data: Any, options: AdaptOptions | None = None, **kwargs: Any) -> AdaptResult:
@@ -148,6 +169,7 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
         "head": head,
         "options": o.to_dict(),
         "hyperparameters": trained.hyperparameters,
+        "trials": trained.trials,
         "feature_cache": trained.cache_stats,
         "num_processes": trained.num_processes,
     }
@@ -166,6 +188,12 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
         model.attachments.update(_render_plots(result))
     if output_dir is not None and trained.is_main_process:
         _write_outputs(result)
+        checkpoints = Path(output_dir) / "checkpoints"
+        if not o.keep_checkpoints and checkpoints.is_dir():  # the model is saved: they only served a resume
+            import shutil
+
+            shutil.rmtree(checkpoints, ignore_errors=True)
+            logger.info("Removed the checkpoints in %s (keep_checkpoints=True keeps them).", checkpoints)
     if push_to_hub and trained.is_main_process:
         result.commit_url = model.push_to_hub(push_to_hub, token=token if isinstance(token, str) else None,
                                               private=hub_private, endpoint=hub_endpoint)
@@ -227,5 +255,7 @@ def _write_outputs(result: AdaptResult) -> None:
     result.output_dir.mkdir(parents=True, exist_ok=True)
     result.model.save_pretrained(result.output_dir / "model")
     summary = {"metrics": result.metrics, "recipe": result.recipe, "timings": result.timings}
-    (result.output_dir / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+    from tlzoo.durable import write_atomic
+
+    write_atomic(result.output_dir / "results.json", json.dumps(summary, indent=2, default=str))
     logger.info("Saved the metrics, recipe and timings to %s", result.output_dir / "results.json")

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from tlzoo.cli import commands
 
@@ -26,9 +27,47 @@ examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """``argparse`` without prefix abbreviations, whose errors name the command and suggest close flags."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # --epoch must not silently mean --epochs
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._argv: list[str] = []
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def _command(self) -> argparse.ArgumentParser | None:
+        """The sub-command's parser named in the arguments being parsed, if any."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return next((action.choices[a] for a in self._argv if a in action.choices), None)
+        return None
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+
+        command = self._command()
+        if message.startswith("unrecognized arguments:") and command is not None:
+            flags = [o for a in command._actions for o in a.option_strings]
+            hints = []
+            for token in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(token.split("=")[0], flags, n=1, cutoff=0.6)
+                if token.startswith("-") and close:
+                    hints.append(f"{token} (did you mean {close[0]}?)")
+            if hints:
+                message += "; " + ", ".join(hints)
+            command.print_usage(sys.stderr)
+            self.exit(2, f"{command.prog}: error: {message}\n(see `{command.prog} --help`)\n")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``tlzoo`` command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tlzoo",
         description="Adapt pretrained Hugging Face Hub models (image, audio, text) to your own task.",
         epilog=EPILOG,

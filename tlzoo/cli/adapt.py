@@ -31,17 +31,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def fraction(text: str) -> float:
-    """An argparse type: a number from 0 (none) up to, not including, 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction from 0 up to 1, got {value}")
-    return value
-
-
 def cmd_adapt(args: argparse.Namespace) -> int:
     import tlzoo
     from tlzoo.errors import ConfigurationError
@@ -52,6 +41,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:  # a bad flag value or config file: a usage error, before anything loads
         raise UsageError(str(exc)) from exc
     quiet = args.json or args.quiet
+    chosen_folder = options.output_dir is None and not options.push_to_hub
+    if chosen_folder:  # a trained model is never thrown away without a word (a pushed one is on the Hub)
+        options = options.replace(output_dir=default_output_dir(args.source))
     started = time.perf_counter()
     # tlzoo's own bars (features, training) and the Hub's download bars; not the weight loading and data mapping ones
     with library_progress_bars(hub=not quiet, transformers=False, datasets=False):
@@ -68,14 +60,44 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     echo()
     echo(f"strategy: {result.recipe['strategy']} ({result.recipe['strategy_reason']})")
     echo(f"time: {elapsed:.1f} s")
+    for trial in result.recipe.get("trials", []):
+        echo(f"trial: {_trial(trial)}")
     if result.output_dir:
         model_dir = result.output_dir / "model"
-        echo(f"model: {model_dir}")
+        echo(f"model: {model_dir}" + (" (no --output-dir given: saved here; pass -o DIR to choose)"
+                                      if chosen_folder else ""))
         for name in sorted(result.model.attachments):
             echo(f"plot: {model_dir / name}")
     if result.commit_url:
         echo(f"pushed: {result.commit_url}")
     return 0
+
+
+def default_output_dir(source: str) -> str:
+    """``tlzoo-runs/<source name>-<date>-<time>`` in the working folder: where a run without ``-o`` is kept."""
+    import re
+    from pathlib import Path
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(source).rstrip("/")).name or "model").strip("-") or "model"
+    folder = Path("tlzoo-runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = folder.with_name(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}")
+    return str(folder)
+
+
+def _trial(trial: dict[str, Any]) -> str:
+    """One line of ``auto``'s trial log."""
+    if trial.get("skipped"):
+        return f"{trial['strategy']} not run: {trial['why']}"
+    if trial.get("diverged"):
+        return f"{trial['strategy']} diverged at learning rate {trial['learning_rate']:.2g}: {trial['why']}"
+    scores = trial.get("validation") or {k[11:]: v for k, v in trial.items() if k.startswith("validation_")}
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if k in SUMMARY_METRICS and isinstance(v, float))
+    cost = f", {trial['seconds']:.1f} s" if "seconds" in trial else ""
+    return (f"{trial['strategy']} ({'kept' if trial.get('kept') else 'dropped'}{cost}; validation {shown or 'n/a'}): "
+            f"{trial['why']}")
 
 
 SUMMARY_METRICS = ("accuracy", "f1", "precision", "recall", "mse", "mae", "r2", "loss")

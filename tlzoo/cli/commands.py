@@ -90,6 +90,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for i in infos
     ]
     echo(table(rows, ["plugin", "version", "modalities", "heads", "hooks", "status"]))
+    described = [(m, text) for i in infos for m, text in i.descriptions.items()]
+    if described:
+        echo()
+        echo(table(described, ["modality", "reads"]))
     return 0
 
 
@@ -174,9 +178,17 @@ def register_install(sub: Any) -> None:
 def _model_commands() -> list[Callable[[Any], None]]:
     from tlzoo.cli.adapt import register_adapt
     from tlzoo.cli.predict import register_predict, register_push
+    from tlzoo.cli.rank import register_rank
     from tlzoo.demo.command import register_demo
 
-    return [register_adapt, register_predict, register_push, register_demo]
+    return [register_adapt, register_rank, register_predict, register_push, register_demo]
 
 
-REGISTERS: list[Callable[[Any], None]] = [*_model_commands(), register_models, register_plugins, register_install]
+def _register_cache(sub: Any) -> None:
+    from tlzoo.cli.cache import register_cache
+
+    register_cache(sub)
+
+
+REGISTERS: list[Callable[[Any], None]] = [*_model_commands(), register_models, register_plugins, register_install,
+                                          _register_cache]

@@ -10,52 +10,159 @@ from tlzoo.cli.adapt import positive_int
 from tlzoo.cli.commands import Formatter, UsageError, echo, echo_json, table
 from tlzoo.progress import library_progress_bars
 
+DATA_FILES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 
-def _inputs(paths: list[str], model: Any) -> list[Any]:
-    out: list[Any] = []
-    for item in paths:
-        path = Path(item)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            out.extend(str(p) for p in files)
-        elif path.is_file() or model.modality != "text":
-            out.append(str(path))
+
+def _exists(item: str) -> Path | None:
+    """*item* as an existing path, or ``None`` (also for strings too long to be a path)."""
+    try:
+        path = Path(item).expanduser()
+        return path if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _read_inputs(items: list[str], modality: Any, input_column: str | None) -> list[tuple[str, Any, dict[str, Any]]]:
+    """``(shown as, example, row)`` for each input: files and folders read by the modality's plugin.
+
+    A file with one of the modality's suffixes is one example (its plugin's
+    ``read_file``), a folder is every such file in it, a data file
+    (CSV/TSV/JSON/Parquet) is one example per row of its input column, and any
+    other argument is the example itself (text) once the plugin accepts it.
+    """
+    out: list[tuple[str, Any, dict[str, Any]]] = []
+    extensions = set(modality.file_extensions)
+    for item in items:
+        path = _exists(item)
+        if path is not None and path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                           and (not extensions or p.suffix.lower() in extensions))
+            if not files:
+                raise UsageError(f"{item} holds no {modality.name} files ({', '.join(sorted(extensions))})")
+            out.extend((str(f), modality.read_file(str(f)), {}) for f in files)
+        elif path is not None and path.suffix.lower() in DATA_FILES and path.suffix.lower() not in extensions:
+            out.extend(_data_file_rows(path, modality, input_column))
+        elif path is not None:
+            out.append((str(path), modality.read_file(str(path)), {}))
+        elif Path(item).suffix.lower() in extensions | set(DATA_FILES):
+            raise UsageError(f"no such file: {item}")
         else:
-            out.append(item)  # text given on the command line
+            _check(item, modality)
+            out.append((item, item, {}))
     if not out:
-        raise UsageError("no inputs: give files, a folder, or (for text models) strings")
+        raise UsageError("no inputs: give files, a folder, a data file with --input-column, or (for text) strings")
     return out
+
+
+def _check(item: str, modality: Any) -> None:
+    from tlzoo.errors import UnreadableExampleError
+
+    if modality.check_example is None:
+        return
+    try:
+        modality.check_example(item)
+    except UnreadableExampleError as exc:
+        raise UsageError(f"{item!r} is neither an existing file nor a {modality.name} example: {exc}") from exc
+
+
+def _data_file_rows(path: Path, modality: Any, input_column: str | None) -> list[tuple[str, Any, dict[str, Any]]]:
+    from tlzoo.data.reading import read_data
+    from tlzoo.data.target import column_values, find_input_column
+
+    ds = read_data(str(path))["train"]
+    column = find_input_column(ds, input_column, label_column="", modality=modality)
+    values = column_values(ds, column)
+    rows = ds.remove_columns([c for c in ds.column_names if c == column]).to_list()
+    return [(f"{path.name}:{i + 1}", value, {column: value, **row}) for i, (value, row) in enumerate(zip(values, rows))]
+
+
+def _top(pred: Any) -> tuple[Any, Any]:
+    first = (pred or [{}])[0] if isinstance(pred, list) else pred
+    if "label" in first:
+        return first["label"], first["score"]
+    return first.get("value"), None
+
+
+def _write(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write *records* as CSV (``.csv``/``.tsv``) or JSON lines (anything else), atomically."""
+    import csv
+    import json
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(k for r in records for k in r))
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, newline="",
+                                     encoding="utf-8") as f:
+        if path.suffix.lower() in (".csv", ".tsv"):
+            writer = csv.DictWriter(f, fields, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            writer.writeheader()
+            writer.writerows({k: v if isinstance(v, str | int | float) or v is None else json.dumps(v, default=str)
+                              for k, v in r.items()} for r in records)
+        else:
+            f.writelines(json.dumps(r, default=str) + "\n" for r in records)
+    Path(f.name).replace(path)
+
+
+def _model_folder(model: str) -> str:
+    """*model*, or its ``model`` sub-folder when *model* is an output folder of ``tlzoo adapt``."""
+    folder = _exists(model)
+    if folder is not None and not (folder / "tlzoo.json").is_file() and (folder / "model" / "tlzoo.json").is_file():
+        return str(folder / "model")
+    return model
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import tlzoo
+    from tlzoo.plugins import get_modality
 
+    if args.output and _exists(args.output) and _exists(args.output).is_dir():
+        raise UsageError(f"--output {args.output} is a folder; give a file name such as predictions.csv")
     with library_progress_bars(hub=not (args.json or args.quiet), transformers=False, datasets=False):
-        model = tlzoo.load(args.model, revision=args.revision, token=args.token, endpoint=args.endpoint)
-        inputs = _inputs(args.inputs, model)
-        predictions = model.predict(inputs, top_k=args.top_k, batch_size=args.batch_size)
+        model = tlzoo.load(_model_folder(args.model), revision=args.revision, token=args.token,
+                           endpoint=args.endpoint)
+        inputs = _read_inputs(args.inputs, get_modality(model.modality), args.input_column)
+        predictions = model.predict([example for _, example, _ in inputs], top_k=args.top_k,
+                                    batch_size=args.batch_size)
+    if args.output:
+        records = []
+        for (shown, _, row), pred in zip(inputs, predictions):
+            label, score = _top(pred)
+            records.append({**(row or {"input": shown}), "prediction": label, "score": score})
+        _write(Path(args.output), records)
+        echo(f"Wrote {len(records)} predictions to {args.output}")
+        return 0
     if args.json:
-        echo_json([{"input": i, "prediction": p} for i, p in zip(inputs, predictions)])
+        echo_json([{"input": shown, "prediction": p} for (shown, _, _), p in zip(inputs, predictions)])
         return 0
     rows = []
-    for item, pred in zip(inputs, predictions):
+    for (shown, _, _), pred in zip(inputs, predictions):
         preds = pred if isinstance(pred, list) else [pred]
         text = ", ".join(f"{p['label']} ({p['score']:.3f})" if "label" in p else f"{p.get('value')}" for p in preds)
-        rows.append((item if len(item) < 60 else "…" + item[-59:], text or "(no label above threshold)"))
+        shown = shown.replace("\n", " ")
+        rows.append((shown if len(shown) < 60 else shown[:59] + "…", text or "(no label above threshold)"))
     echo(table(rows, ["input", "prediction"]))
     return 0
 
 
 def register_predict(sub: Any) -> None:
     p = sub.add_parser("predict", help="predict with an adapted model",
-                       description="Predict labels for files, a folder of files, or texts with an adapted model "
-                                   "(a saved folder or a Hub repo id).",
+                       description="Predict labels for files, folders of files, data files or texts with an "
+                                   "adapted model (a saved folder, the output folder of tlzoo adapt, or a Hub repo "
+                                   "id). Each modality's plugin reads its own files.",
                        epilog="examples:\n  tlzoo predict out/model photo1.jpg photo2.png\n"
                               "  tlzoo predict out/model test_images/ --top-k 3 --json\n"
-                              "  tlzoo predict me/review-classifier \"great value\" \"broke in a day\"",
+                              "  tlzoo predict me/review-classifier \"great value\" \"broke in a day\"\n"
+                              "  tlzoo predict out/model notes.txt             # a .txt file is one text\n"
+                              "  tlzoo predict out/model reviews.csv --input-column text --output preds.csv",
                        formatter_class=Formatter)
     p.add_argument("model", help="saved model folder or Hub repo id")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, or texts")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files or folders of the model's modality, data files (CSV/TSV/JSON/Parquet: one example "
+                        "per row), or texts")
+    p.add_argument("--input-column", help="the column of a data file that holds the inputs (default: detected)")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write predictions to FILE (.csv/.tsv, else JSON lines): a data file's rows plus "
+                        "prediction and score")
     p.add_argument("--top-k", type=positive_int, default=1, help="the K most likely labels per input")
     p.add_argument("--batch-size", type=positive_int, default=32, help="inputs per forward pass")
     p.add_argument("--revision", help="Hub revision")

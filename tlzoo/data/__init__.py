@@ -5,7 +5,6 @@ user passes into :class:`TargetData` before any model is loaded.
 """
 
 from tlzoo.data.reading import FILE_BUILDERS, SPLIT_ALIASES, read_data
-from tlzoo.tasks import TASK_ALIASES, check_task
 from tlzoo.data.target import (
     LABEL_NAMES,
     TargetData,
@@ -16,6 +15,7 @@ from tlzoo.data.target import (
     find_label_column,
     load_target_data,
 )
+from tlzoo.tasks import TASK_ALIASES, check_task
 
 __all__ = [
     "FILE_BUILDERS",

@@ -2,7 +2,8 @@
 
 :func:`read_data` accepts a ``datasets.Dataset`` or ``DatasetDict``, a pandas
 DataFrame, a dict of datasets, a Hub dataset id, a saved dataset folder, a folder
-of class sub-folders (image or audio files), or CSV/TSV/JSON/Parquet files, and
+of class sub-folders (files of any installed modality, each read by its plugin),
+or CSV/TSV/JSON/Parquet files, and
 returns ``{split name: datasets.Dataset}`` with the usual split aliases
 (``valid``, ``dev``, ...) renamed. Reading problems are
 raised as :class:`~tlzoo.errors.DataError`; checking columns and labels is
@@ -58,32 +59,79 @@ def _read_path(path: str, modality: Modality | None) -> dict[str, Any]:
         if (local / "dataset_dict.json").exists() or (local / "state.json").exists():
             loaded = datasets.load_from_disk(str(local))
             return dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
-        suffixes = {p.suffix.lower() for p in local.rglob("*") if p.is_file()}
-        if suffixes & set(FILE_BUILDERS) and not suffixes & _media_suffixes():
+        suffixes = {p.suffix.lower() for p in local.rglob("*") if p.is_file() and not p.name.startswith(".")}
+        reader = _folder_modality(suffixes, modality)
+        # data files, unless the source's own modality reads them (another plugin's .json examples do not count)
+        if suffixes & set(FILE_BUILDERS) and (reader is None or (modality is not None and reader.name != modality.name)):
             return dict(_load(str(local)))
-        builder = _folder_builder(suffixes, modality, path)
-        return dict(_load(builder, data_dir=str(local)))
-    if path.startswith((".", "/", "~")):
-        raise DataError(f"Target data path {path!r} does not exist.")
+        if reader is None:
+            raise DataError(
+                f"Folder {path!r} holds no files tlzoo can read (found {sorted(suffixes) or 'none'}). Expected one "
+                "sub-folder per class with files of an installed modality (`tlzoo plugins` lists their file "
+                "types), a saved dataset, or CSV/JSON/Parquet files."
+            )
+        if reader.folder_builder:
+            return dict(_load(reader.folder_builder, data_dir=str(local)))
+        return read_class_folders(local, reader)
+    if _looks_local(path):
+        raise DataError(f"Target data path {path!r} does not exist{_nearest_existing(local)}. Check the path; a "
+                        "Hub dataset id has the form 'name' or 'org/name'.")
     return dict(_load(path))  # a Hub dataset id
 
 
-def _media_suffixes() -> set[str]:
+def _looks_local(path: str) -> bool:
+    """Whether *path* can only be meant as a local path (it cannot be a Hub dataset id)."""
+    local = Path(path).expanduser()
+    return (path.startswith((".", "/", "~", "\\")) or path.count("/") > 1 or (os.sep != "/" and os.sep in path)
+            or local.suffix.lower() in FILE_BUILDERS or (local.parent != Path(".") and local.parent.is_dir()))
+
+
+def _nearest_existing(local: Path) -> str:
+    for parent in local.parents:
+        if parent != Path(".") and parent.is_dir():
+            return f" (the folder {str(parent)!r} does)"
+    return ""
+
+
+def _folder_modality(suffixes: set[str], modality: Modality | None) -> Modality | None:
+    """The modality whose files a folder holds: the source model's if it reads them, else the first that does."""
     from tlzoo.plugins import modalities
 
-    return {ext for m in modalities().values() for ext in m.file_extensions}
+    candidates = [modality] if modality else []
+    candidates += sorted(modalities().values(), key=lambda m: -m.priority)
+    return next((m for m in candidates if suffixes & set(m.file_extensions)), None)
 
 
-def _folder_builder(suffixes: set[str], modality: Modality | None, path: str) -> str:
-    from tlzoo.plugins import modalities
+def read_class_folders(root: Path, modality: Modality) -> dict[str, Any]:
+    """Read ``root/<class>/<file>`` (or ``root/<split>/<class>/<file>``) with the modality's ``read_file``.
 
-    for mod in ([modality] if modality else []) + list(modalities().values()):
-        if mod and suffixes & set(mod.file_extensions) and mod.name in ("image", "audio"):
-            return f"{mod.name}folder"
-    raise DataError(
-        f"Folder {path!r} holds no files tlzoo can read (found {sorted(suffixes) or 'none'}). Expected one "
-        "sub-folder per class with image or audio files, a saved dataset, or CSV/JSON/Parquet files."
-    )
+    Only files with one of the modality's :attr:`~tlzoo.plugins.Modality.file_extensions`
+    are read; hidden files are skipped. The splits get an input column named
+    after the modality's first :attr:`~tlzoo.plugins.Modality.column_names`
+    entry (or its name) and a ``label`` ClassLabel column shared by all splits.
+    """
+    import datasets
+
+    extensions = set(modality.file_extensions)
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    split_dirs = [p for p in subfolders if SPLIT_ALIASES.get(p.name, p.name) in ("train", "validation", "test")]
+    layout = {p.name: p for p in split_dirs} if split_dirs else {"train": root}
+    files = {split: sorted(f for f in folder.glob("*/*") if f.is_file() and f.suffix.lower() in extensions
+                           and not f.name.startswith(".") and not f.parent.name.startswith("."))
+             for split, folder in layout.items()}
+    names = sorted({f.parent.name for found in files.values() for f in found})
+    if not names:
+        raise DataError(f"Folder {str(root)!r} has no class sub-folders of {modality.name} files "
+                        f"({', '.join(sorted(extensions))}); put each class's files in a sub-folder named after it.")
+    column = (modality.column_names or (modality.name,))[0]
+    label = datasets.ClassLabel(names=names)
+    splits = {}
+    for split, found in files.items():
+        values = [modality.read_file(str(f)) for f in found]
+        labels = [names.index(f.parent.name) for f in found]
+        table = datasets.Dataset.from_dict({column: values, "label": labels})
+        splits[split] = table.cast_column("label", label)
+    return splits
 
 
 def _load(*args: Any, **kwargs: Any) -> Any:

@@ -122,7 +122,7 @@ def find_input_column(ds: Any, input_column: str | None, label_column: str, moda
     if len(matching) == 1:
         return matching[0]
     if len(matching) > 1:
-        preferred = [c for c in matching if c.lower() in (modality.name, "image", "img", "audio", "text", "sentence")]
+        preferred = [c for c in matching if c.lower() in (modality.name, *modality.column_names)]
         if len(preferred) == 1:
             return preferred[0]
         raise DataError(f"Several columns hold {modality.name} data: {matching}; pass input_column=... to choose one.")
@@ -227,6 +227,37 @@ def _encode_labels(splits: dict[str, Any], label_column: str, task: str, names: 
     return out
 
 
+def check_labels(splits: dict[str, Any], label_column: str, task: str) -> None:
+    """Refuse missing labels in any split, and NaN or non-numbers as regression targets, naming split and rows.
+
+    Caught here, when the data are read, they cannot end a run late (a NaN
+    loss, a metric error after training) or be scored as a class named "None".
+    """
+    import math
+
+    from datasets import ClassLabel
+
+    for split, ds in splits.items():
+        missing_id = -1 if isinstance(ds.features[label_column], ClassLabel) else None  # datasets' missing ClassLabel
+        bad: list[int] = []
+        for row, value in enumerate(column_values(ds, label_column)):
+            parts = value if isinstance(value, list | tuple) else [value]
+            if value is None or value == missing_id or any(v is None for v in parts):
+                bad.append(row)
+            elif task == "regression":
+                try:
+                    if any(math.isnan(float(v)) for v in parts):  # inf: the loss guard stops the run
+                        bad.append(row)
+                except (TypeError, ValueError):
+                    bad.append(row)
+        if bad:
+            what = "missing, NaN or non-numeric targets" if task == "regression" else "missing labels"
+            raise DataError(
+                f"Label column {label_column!r} has {what} in the {split} split: {len(bad)} of {len(ds)} rows "
+                f"(rows {bad[:5]}{', ...' if len(bad) > 5 else ''}). Remove those examples or fill in their labels."
+            )
+
+
 def _string_feature() -> Any:
     from datasets import Value
 
@@ -301,6 +332,7 @@ def load_target_data(
     splits = {name: ds.select_columns([input_column, label_column]) for name, ds in splits.items()}
     splits = {name: _undecoded(ds, input_column) for name, ds in splits.items()}
     task = detect_task(train, label_column) if task == "auto" else check_task(task)
+    check_labels(splits, label_column, task)
     names = _label_names(splits, label_column, task)
     if names is not None and len(names) < 2 and task == "single_label_classification":
         raise DataError(
@@ -308,7 +340,7 @@ def load_target_data(
         )
     splits = _encode_labels(splits, label_column, task, names)
     if check_examples and modality.check_example is not None:
-        for name, ds in splits.items():
+        for ds in splits.values():
             for value in column_values(ds, input_column):
                 modality.check_example(value)
     made = _make_splits(splits, label_column, task, seed=seed, test_size=test_size, validation_size=validation_size)

@@ -554,9 +554,8 @@ def make_spoken_words(
         )
 
     workers = max(1, min(16, 2 * (os.cpu_count() or 1), len(plans)))
-    with tempfile.TemporaryDirectory(prefix="tlzoo-espeak-") as workdir:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            raw = list(pool.map(lambda item: _espeak(exe, workdir, item[0], item[1]), enumerate(plans)))
+    with tempfile.TemporaryDirectory(prefix="tlzoo-espeak-") as workdir, ThreadPoolExecutor(max_workers=workers) as pool:
+        raw = list(pool.map(lambda item: _espeak(exe, workdir, item[0], item[1]), enumerate(plans)))
 
     clips = []
     for plan, (samples, rate) in zip(plans, raw):

@@ -22,10 +22,9 @@ import numpy as np
 
 from tlzoo.errors import ConfigurationError, MetricError, did_you_mean
 from tlzoo.evaluation.metrics import canonical_metric_name, load_metric
+from tlzoo.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASKS
 
 logger = logging.getLogger(__name__)
-
-from tlzoo.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASKS
 
 #: The ``task`` values :func:`evaluate_predictions` accepts (transformers' ``problem_type`` names).
 
@@ -186,8 +185,8 @@ def _as_int_ids(values: np.ndarray, what: str) -> np.ndarray:
         raise MetricError(f"{what} must be class ids of shape [N]; got shape {values.shape}.")
     if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
         raise MetricError(f"{what} must be integer class ids; got dtype {values.dtype}.")
-    if not np.issubdtype(values.dtype, np.integer):
-        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+    if not np.issubdtype(values.dtype, np.integer) and (
+            not np.all(np.isfinite(values)) or not np.all(values == np.round(values))):
             raise MetricError(
                 f"{what} must be integer class ids; got non-integer values. Pass logits of shape [N, C] "
                 "(argmax is taken) or class ids."

@@ -82,7 +82,7 @@ def backbone_skeleton(config: Any) -> nn.Module | None:
     try:
         with torch.device("meta"):
             return AutoModel.from_config(config)
-    except Exception as exc:  # any failure only means: no early check; loading the model checks again
+    except Exception as exc:  # noqa: BLE001 - any failure only means: no early check; loading checks again
         logger.debug("No meta-device skeleton of %s (%s); its LoRA targets are checked when it loads.",
                      type(config).__name__, exc)
         return None
@@ -103,7 +103,9 @@ class FeatureExtractor(nn.Module):
     :meth:`pool`, and may override :attr:`feature_size`.
 
     :param backbone: the transformers model (``AutoModel``) with the feature layers.
-    :param processor: its image processor, feature extractor or tokenizer.
+    :param processor: its image processor, feature extractor or tokenizer; ``None``
+        for models that take tensors as they are (the extractor's
+        :meth:`preprocess` makes them).
     :param source: the Hub id or folder it was loaded from.
     :param revision: the Hub revision, if pinned.
     :param pooling: the pooling name (``"auto"`` lets the plugin choose).
@@ -207,7 +209,9 @@ class FeatureExtractor(nn.Module):
         proc = self.processor
         backend = getattr(proc, "backend_tokenizer", None)
         if backend is not None:
-            return backend.to_str() + str(getattr(proc, "model_max_length", ""))
+            # a call with padding/truncation leaves them set on the backend: the key must not change with use
+            state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
+            return json.dumps(state, sort_keys=True) + str(getattr(proc, "model_max_length", ""))
         if hasattr(proc, "to_json_string"):
             return proc.to_json_string()
         return repr(proc)
@@ -245,6 +249,7 @@ class FeatureExtractor(nn.Module):
         return {"pooling": self.pooling}
 
     def save_pretrained(self, path: str | os.PathLike[str]) -> None:
-        """Save the backbone and its preprocessor in transformers format."""
+        """Save the backbone and its preprocessor (when it has one) in transformers format."""
         self.backbone.save_pretrained(path)
-        self.processor.save_pretrained(path)
+        if self.processor is not None:
+            self.processor.save_pretrained(path)

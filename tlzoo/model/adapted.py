@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import json
 import logging
-import numbers
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,6 +40,9 @@ from tlzoo.errors import ConfigurationError, ModelLoadError, PluginError
 from tlzoo.features import FeatureExtractor
 from tlzoo.heads import TaskSpec, build_head, get_head_factory, parse_head
 from tlzoo.model import card as _card
+
+if TYPE_CHECKING:
+    from tlzoo.plugins import Modality
 
 logger = logging.getLogger(__name__)
 
@@ -64,28 +66,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def split_batch(inputs: Any, modality: str) -> tuple[list[Any], bool]:
+def split_batch(inputs: Any, modality: Modality) -> tuple[list[Any], bool]:
     """Return ``(examples, single)``: how :meth:`AdaptedModel.predict` reads *inputs*.
 
-    A ``list``/``tuple`` (or another non-string sequence) is a batch, except for
-    audio a list of plain numbers, which is one clip's samples. For images a 4-D
-    array is a batch of images. Anything else -- a string (text, or a file path),
-    a PIL image, a 2-D/3-D image array, a 1-D (mono) or 2-D (multi-channel)
-    audio array, a ``{"array", "sampling_rate"}`` or ``{"bytes", "path"}`` dict
-    -- is one example.
+    The modality's plugin decides what one example is
+    (:attr:`~tlzoo.plugins.Modality.is_example`); anything else is taken as a
+    batch of examples. With the default rule a string, bytes, a path, a mapping
+    or an array is one example and a list, tuple or ``datasets`` column a batch.
     """
-    if isinstance(inputs, str | bytes | os.PathLike | Mapping):
+    if modality.is_example(inputs):
         return [inputs], True
-    if isinstance(inputs, np.ndarray | torch.Tensor):
-        if modality == "image" and inputs.ndim == 4:
-            return list(inputs), False
-        return [inputs], True
-    if isinstance(inputs, Sequence) or type(inputs).__name__ == "Column":
-        values = list(inputs)
-        if modality == "audio" and values and all(isinstance(v, numbers.Number) for v in values):
-            return [inputs], True
-        return values, False
-    return [inputs], True
+    return list(inputs), False
 
 
 class AdaptedModel(nn.Module):
@@ -180,7 +171,9 @@ class AdaptedModel(nn.Module):
         """
         if top_k is not None and top_k < 1:
             raise ConfigurationError(f"top_k must be at least 1 (or None for all labels), got {top_k}.")
-        values, single = split_batch(inputs, self.modality)
+        from tlzoo.plugins import get_modality
+
+        values, single = split_batch(inputs, get_modality(self.modality))
         outputs = self.logits(values, batch_size=batch_size)
         results = [self._result(row, top_k, threshold) for row in outputs]
         return results[0] if single else results
@@ -254,7 +247,10 @@ class AdaptedModel(nn.Module):
                 "Choose a new folder, or empty that one first."
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        from tlzoo.durable import clean_leftovers, finish_folder, fsync_dir, staging_prefix
+
+        clean_leftovers(target)
+        staging = Path(tempfile.mkdtemp(prefix=staging_prefix(target), dir=target.parent))
         try:
             for name, content in self.attachments.items():
                 (staging / name).parent.mkdir(parents=True, exist_ok=True)
@@ -263,7 +259,9 @@ class AdaptedModel(nn.Module):
                 (staging / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, staging / name)
             self._save_pretrained(staging, model_name=target.name, repo_id=repo_id)
+            finish_folder(staging)
             _swap_into_place(staging, target)
+            fsync_dir(target.parent)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -284,7 +282,8 @@ class AdaptedModel(nn.Module):
             self.train(was_training)
         if export.model is not None:
             export.model.save_pretrained(folder)
-            self.extractor.processor.save_pretrained(folder)
+            if self.extractor.processor is not None:
+                self.extractor.processor.save_pretrained(folder)
         else:
             self.extractor.save_pretrained(folder)
         state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
@@ -324,6 +323,9 @@ class AdaptedModel(nn.Module):
                 f"{folder} has no {HEAD_NAME}: the trained head is missing, so the model cannot be restored. "
                 "Copy the whole saved folder (or save the model again)."
             )
+        from tlzoo.model.integrity import check_weight_files
+
+        check_weight_files(folder, head_file)
         try:
             modality = get_modality(modality_name)
         except PluginError as exc:
@@ -338,15 +340,30 @@ class AdaptedModel(nn.Module):
                 f"Install the plugin that provides the {head_name!r} head. ({exc})"
             ) from exc
         pipeline = config.get("pipeline") or {}
-        with quiet_exported_head(pipeline.get("head_keys") if pipeline.get("exported") else None):
-            extractor = modality.build_feature_extractor(str(folder), **options)
+        try:
+            with quiet_exported_head(pipeline.get("head_keys") if pipeline.get("exported") else None):
+                extractor = modality.build_feature_extractor(str(folder), **options)
+        except ModelLoadError:
+            raise
+        except TypeError as exc:
+            raise ModelLoadError(
+                f"{folder / CONFIG_NAME} gives the {modality_name} feature extractor options it does not take "
+                f"({exc}; options: {sorted(options)}). The model was saved by another version of its plugin; "
+                "install that version, or save the model again."
+            ) from exc
+        except Exception as exc:  # the backbone's loader may raise anything: one error type here
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelLoadError(
+                f"Cannot rebuild the backbone of {folder} from its config.json and weights "
+                f"({type(exc).__name__}: {first}). The folder is damaged or incomplete; save the model again."
+            ) from exc
         try:
             head = build_head(head_spec, extractor.feature_size, task)
         except ConfigurationError as exc:
-            raise ModelLoadError(f"Cannot rebuild the head of {folder}: {exc}") from exc
+            raise ModelLoadError(f"Cannot rebuild the head that {folder / CONFIG_NAME} describes: {exc}") from exc
         try:
             head.load_state_dict(load_file(str(head_file)), strict=True)
-        except (RuntimeError, OSError, ValueError) as exc:
+        except Exception as exc:  # SafetensorError is no OSError or ValueError
             first = str(exc).strip().splitlines()
             raise ModelLoadError(
                 f"{head_file} does not fit the {head_name!r} head on {extractor.feature_size} features for "
@@ -398,7 +415,9 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     if not target.exists():
         os.rename(staging, target)
         return
-    aside = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    from tlzoo.durable import staging_prefix
+
+    aside = target.parent / f"{staging_prefix(target, 'old')}{uuid.uuid4().hex[:8]}"
     os.rename(target, aside)
     try:
         os.rename(staging, target)

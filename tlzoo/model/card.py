@@ -29,9 +29,7 @@ logger = logging.getLogger(__name__)
 CURVES_PLOT = "plots/training_curves.png"
 CONFUSION_PLOT = "plots/confusion_matrix.png"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_PIPELINE_TAGS = {"image": "image-classification", "audio": "audio-classification", "text": "text-classification"}
 _REASON_KEYS = ("reason", "why", "strategy_reason", "auto_reason")
-_EXAMPLES = {"image": '"photo.jpg"', "audio": '"clip.wav"', "text": '"Some text to classify."'}
 
 
 def _hub_id(value: Any) -> str | None:
@@ -63,16 +61,20 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _pipeline_tag(config: Mapping[str, Any]) -> str | None:
-    modality = config.get("modality")
-    if modality in _PIPELINE_TAGS:
-        return _PIPELINE_TAGS[modality]
-    try:
-        from tlzoo.plugins import get_modality
+def _modality(config: Mapping[str, Any]) -> Any:
+    """The installed plugin's record of the model's modality, or ``None`` (a card is written without it)."""
+    from tlzoo.errors import TlzooError
+    from tlzoo.plugins import get_modality
 
-        return get_modality(str(modality)).pipeline_task
-    except Exception:
+    try:
+        return get_modality(str(config.get("modality")))
+    except TlzooError:
         return None
+
+
+def _pipeline_tag(config: Mapping[str, Any]) -> str | None:
+    modality = _modality(config)
+    return modality.pipeline_task if modality else None
 
 
 def _datasets(recipe: Mapping[str, Any]) -> list[str]:
@@ -171,7 +173,8 @@ def card_body(
 ) -> str:
     """The Markdown body of the card (everything after the YAML block)."""
     where = repo_id or f"path/to/{model_name}"
-    example = _EXAMPLES.get(str(config.get("modality")), "EXAMPLE")
+    modality = _modality(config)
+    example = modality.usage_example if modality else "EXAMPLE"
     source = config.get("source") or {}
     recipe = dict(config.get("recipe") or {})
     task = config.get("task") or {}

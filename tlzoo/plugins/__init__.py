@@ -26,14 +26,16 @@ from tlzoo.plugins.manager import (
     source_model_entries,
     unregister_plugin,
 )
-from tlzoo.plugins.modality import Modality, default_fingerprint
+from tlzoo.plugins.modality import Modality, PipelineFamily, default_fingerprint, default_is_example, read_path
 
 __all__ = [
     "CORE_PLUGIN_NAME",
     "ENTRY_POINT_GROUP",
     "Modality",
+    "PipelineFamily",
     "PluginInfo",
     "default_fingerprint",
+    "default_is_example",
     "get_modality",
     "get_plugin_manager",
     "head_factories",
@@ -42,6 +44,7 @@ __all__ = [
     "list_plugins",
     "modalities",
     "plugin_errors",
+    "read_path",
     "register_plugin",
     "reset",
     "source_model_entries",

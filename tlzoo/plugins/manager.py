@@ -22,7 +22,7 @@ import pluggy
 
 from tlzoo.errors import ModalityNotAvailableError, PluginError, did_you_mean
 from tlzoo.plugins import hookspecs
-from tlzoo.plugins.modality import KNOWN_DISTRIBUTIONS, Modality
+from tlzoo.plugins.modality import Modality, distribution_for
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +57,20 @@ class PluginInfo:
     modalities: list[str] = field(default_factory=list)
     heads: list[str] = field(default_factory=list)
     error: str | None = None
+    #: one line per modality it provides: its ``Modality.description`` (and file types)
+    descriptions: dict[str, str] = field(default_factory=dict)
+    #: the distribution that provides it (``Modality.distribution``), when it says
+    distribution: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping of this record."""
         return {
             "name": self.name,
             "version": self.version,
+            "distribution": self.distribution,
             "hooks": self.hooks,
             "modalities": self.modalities,
+            "descriptions": self.descriptions,
             "heads": self.heads,
             "error": self.error,
         }
@@ -112,7 +118,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
-        except Exception as exc:  # a broken plugin must not break the others
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
             _record_error(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
 
 
@@ -129,9 +135,14 @@ def register_plugin(plugin: Any, name: str | None = None) -> str:
     """
     pm = get_plugin_manager()
     with _lock:
-        registered = pm.register(plugin, name=name)
+        try:
+            registered = pm.register(plugin, name=name)
+        except ValueError as exc:  # pluggy: the object or the name is registered already
+            first = str(exc).splitlines()[0].split(": ")[0] if str(exc) else "already registered"
+            raise PluginError(f"Plugin {name or plugin!r} is already registered ({first.lower()}); "
+                              "unregister_plugin() it first, or register it under another name.") from exc
         if registered is None:
-            raise PluginError(f"Plugin {name or plugin!r} is already registered.")
+            raise PluginError(f"Plugin {name or plugin!r} is blocked and cannot be registered.")
         _versions.setdefault(registered, getattr(plugin, "__version__", None))
         _cache.clear()
         return registered
@@ -170,11 +181,14 @@ def _collect(hook_name: str) -> list[tuple[str, tuple[Any, ...]]]:
     """
     pm = get_plugin_manager()
     collected: list[tuple[str, tuple[Any, ...]]] = []
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    for impl in impls:
         own: list[tuple[Any, ...]] = []
+        others = [other.plugin for other in impls if other.plugin is not impl.plugin]
+        call = pm.subset_hook_caller(hook_name, remove_plugins=others)  # pluggy's own call, one plugin at a time
         try:
-            impl.function(register=lambda *args: own.append(args))
-        except Exception as exc:
+            call(register=lambda *args, own=own: own.append(args))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
             _record_error(impl.plugin_name, f"hook {hook_name} raised {type(exc).__name__}: {exc}")
             continue
         collected.extend((impl.plugin_name, args) for args in own)
@@ -237,12 +251,9 @@ def get_modality(name: str) -> Modality:
     found = modalities()
     if name in found:
         return found[name]
-    dist = KNOWN_DISTRIBUTIONS.get(name)
-    hint = (
-        f" Install its plugin with `tlzoo install {dist}` (or `pip install {dist}`)."
-        if dist
-        else " Install a tlzoo plugin that provides it; `tlzoo plugins` lists what is installed."
-    )
+    dist = distribution_for(name)
+    hint = (f" Install its plugin, by convention `tlzoo install {dist}` (or `pip install {dist}`); "
+            "`tlzoo plugins` lists what is installed.")
     broken = [f"{p} ({e})" for p, e in _errors.items()]
     if broken:
         hint += " Plugins that failed to load: " + "; ".join(broken) + "."
@@ -259,6 +270,11 @@ def plugin_errors() -> dict[str, str]:
     return dict(_errors)
 
 
+def _describe(modality: Modality) -> str:
+    files = f" (files: {' '.join(modality.file_extensions)})" if modality.file_extensions else ""
+    return (modality.description or modality.name) + files
+
+
 def list_plugins() -> list[PluginInfo]:
     """Every loaded plugin (and every one that failed) with what it contributes."""
     pm = get_plugin_manager()
@@ -269,12 +285,15 @@ def list_plugins() -> list[PluginInfo]:
     infos: dict[str, PluginInfo] = {}
     for name, plugin in pm.list_name_plugin():
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        own = sorted(m for m in mods if owners.get(m) == name)
         infos[name] = PluginInfo(
             name=name,
             version=_versions.get(name),
             hooks=hooks,
-            modalities=sorted(m for m in mods if owners.get(m) == name),
+            modalities=own,
             heads=sorted(h for h, owner in head_owners.items() if owner == name),
+            descriptions={m: _describe(mods[m]) for m in own},
+            distribution=next((mods[m].distribution for m in own if mods[m].distribution), None),
         )
     for name, error in _errors.items():
         info = infos.setdefault(name, PluginInfo(name=name, version=_versions.get(name)))

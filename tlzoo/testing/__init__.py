@@ -1,7 +1,8 @@
 """Helpers for tests, demos and benchmarks: tiny Hugging Face models built offline.
 
-The builders live in :mod:`tlzoo.testing.builders`; everything public is
-re-exported here, so plugin authors write ``from tlzoo.testing import build_tiny_vit``.
+The builders live in :mod:`tlzoo.testing.builders`, the plugin conformance kit
+in :mod:`tlzoo.testing.conformance`; everything public is re-exported here, so
+plugin authors write ``from tlzoo.testing import build_tiny_vit, check_plugin``.
 """
 
 from tlzoo.testing.builders import (
@@ -26,12 +27,25 @@ from tlzoo.testing.builders import (
     feature_size,
     text_vocabulary,
 )
+from tlzoo.testing.conformance import (
+    CHECKS,
+    CheckResult,
+    ConformanceError,
+    ConformanceReport,
+    PluginConformance,
+    check_plugin,
+)
 
 __all__ = [
+    "CHECKS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "TINY_BUILDERS",
     "TINY_MODALITIES",
+    "CheckResult",
+    "ConformanceError",
+    "ConformanceReport",
+    "PluginConformance",
     "build_tiny",
     "build_tiny_ast",
     "build_tiny_bert",
@@ -46,6 +60,7 @@ __all__ = [
     "build_tiny_wav2vec2",
     "build_tiny_wavlm",
     "build_tiny_whisper",
+    "check_plugin",
     "feature_size",
     "text_vocabulary",
 ]

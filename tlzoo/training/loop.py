@@ -10,10 +10,8 @@ same result as an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +22,40 @@ from torch import nn
 
 from tlzoo.errors import TrainingError
 from tlzoo.evaluation import evaluate_predictions, summarise
+from tlzoo.training.checkpoints import STATE_FILE, find_checkpoint, save_checkpoint  # noqa: F401 (the first two re-exported)
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "tlzoo_trainer_state.json"
+#: A validation score must improve by more than this to count as better (noise on near-perfect scores is not).
+MIN_DELTA = 1e-4
+
+
+class Diverged(TrainingError):
+    """The training loss became NaN or infinite: the caller may step back and retry at a lower rate."""
 
 
 class TaskModel(nn.Module):
-    """The head on top of the feature extractor, or on cached features alone."""
+    """The head on top of the feature extractor, or on cached features alone.
 
-    def __init__(self, extractor: nn.Module | None, head: nn.Module) -> None:
+    :param freeze_norm_statistics: keep the backbone's batch-norm layers in eval
+        mode while training, so their running statistics stay those the head was
+        probed on (LP-FT from a probe, small batches).
+    """
+
+    def __init__(self, extractor: nn.Module | None, head: nn.Module, *, freeze_norm_statistics: bool = False) -> None:
         super().__init__()
         self.extractor = extractor
         self.head = head
+        self.freeze_norm_statistics = freeze_norm_statistics
+
+    def train(self, mode: bool = True) -> TaskModel:
+        """Set training mode; batch-norm layers of the backbone stay in eval mode when asked to."""
+        super().train(mode)
+        if mode and self.freeze_norm_statistics and self.extractor is not None:
+            for module in self.extractor.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         if "features" in batch:
@@ -69,6 +88,13 @@ class Phase:
     epochs: int
     warmup_ratio: float = 0.0
     lr_scheduler_type: str = "linear"
+    #: run a learning-rate range test first and train at its suggestion (the groups' ratios kept)
+    find_learning_rate: bool = False
+    #: ``(validation value, weights)`` the phase starts from: it keeps them unless it does better
+    baseline: tuple[float, dict[str, torch.Tensor]] | None = None
+    #: filled in by :func:`run_phase`: the range test's record, when one ran, and the peak learning rate trained at
+    range_test: dict[str, Any] | None = None
+    peak_learning_rate: float | None = None
 
 
 @dataclass
@@ -89,27 +115,6 @@ class LoopSettings:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _checkpoint_name(phase: str, epoch: int) -> str:
-    return f"{phase}-epoch-{epoch:04d}"
-
-
-def find_checkpoint(resume_from: str | Path | bool, checkpoint_dir: Path | None) -> Path | None:
-    """The checkpoint folder *resume_from* names (``True``: the latest one)."""
-    if resume_from is True:
-        if checkpoint_dir is None or not checkpoint_dir.is_dir():
-            raise TrainingError("resume_from=True needs output_dir with checkpoints from an earlier run.")
-        found = sorted(p for p in checkpoint_dir.iterdir() if (p / STATE_FILE).is_file())
-        if not found:
-            raise TrainingError(f"No checkpoint to resume from in {checkpoint_dir}.")
-        return max(found, key=lambda p: json.loads((p / STATE_FILE).read_text())["order"])
-    if not resume_from:
-        return None
-    path = Path(resume_from)
-    if not (path / STATE_FILE).is_file():
-        raise TrainingError(f"{path} is not a tlzoo checkpoint (no {STATE_FILE}).")
-    return path
-
-
 #: Devices where torch's fused AdamW kernel runs (one kernel for all parameters: 4x faster steps on a CPU).
 FUSED_DEVICES = ("cpu", "cuda")
 
@@ -123,16 +128,24 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
     """
     from transformers import get_scheduler
 
-    optimizer = torch.optim.AdamW(phase.param_groups, fused=accelerator.device.type in FUSED_DEVICES)
+    fused = accelerator.device.type in FUSED_DEVICES
+    model, train_loader = accelerator.prepare(phase.model, phase.train_loader)
+    if phase.find_learning_rate and resume is None:
+        _find_learning_rate(phase, model, train_loader, settings, accelerator)
+    phase.peak_learning_rate = max(g["lr"] for g in phase.param_groups)
+    optimizer = torch.optim.AdamW(phase.param_groups, fused=fused)
     steps_per_epoch = math.ceil(len(phase.train_loader) / accelerator.gradient_accumulation_steps)
     total = max(1, steps_per_epoch * phase.epochs)
     scheduler = get_scheduler(
         phase.lr_scheduler_type, optimizer, num_warmup_steps=int(phase.warmup_ratio * total), num_training_steps=total
     )
-    model, optimizer, train_loader, scheduler = accelerator.prepare(phase.model, optimizer, phase.train_loader, scheduler)
+    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     eval_loaders = {name: accelerator.prepare(loader) for name, loader in phase.eval_loaders.items()}
     state = {"phase": phase.name, "epoch": 0, "best": None, "best_epoch": None, "bad_epochs": 0, "order": order}
     best_weights: dict[str, torch.Tensor] | None = None
+    if phase.baseline is not None:
+        state.update(best=phase.baseline[0], best_epoch=0)
+        best_weights = phase.baseline[1]
     if resume is not None:
         state.update({k: resume[k] for k in ("epoch", "best", "best_epoch", "bad_epochs")})
         try:
@@ -173,7 +186,7 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
                        ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
             state["epoch"] = epoch
             stop = False
-            if settings.early_stopping and "validation" in eval_loaders:
+            if "validation" in eval_loaders:
                 value = record.get(f"validation_{settings.metric_for_best_model}")
                 if value is None:
                     raise TrainingError(
@@ -181,15 +194,16 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
                         f"{sorted(k[11:] for k in record if k.startswith('validation_'))}."
                     )
                 best = state["best"]
-                better = best is None or (value > best if settings.greater_is_better else value < best)
+                gain = (value - best if settings.greater_is_better else best - value) if best is not None else 1.0
+                better = gain > MIN_DELTA
                 if better:
                     state.update(best=value, best_epoch=epoch, bad_epochs=0)
                     best_weights = {k: v.detach().cpu().clone()
                                     for k, v in accelerator.unwrap_model(model).state_dict().items()}
                 else:
                     state["bad_epochs"] += 1
-                    stop = state["bad_epochs"] >= settings.early_stopping
-            _save_checkpoint(accelerator, settings, state, best_weights)
+                    stop = bool(settings.early_stopping) and state["bad_epochs"] >= settings.early_stopping
+            save_checkpoint(accelerator, settings, state, best_weights)
             end_of_epoch(phase.name, epoch)
             epochs_bar.set_postfix(_postfix(record, settings.metric_for_best_model), refresh=False)
             epochs_bar.update()
@@ -198,13 +212,28 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
                             epoch, settings.metric_for_best_model, settings.early_stopping)
                 break
     unwrapped = accelerator.unwrap_model(model)
-    if best_weights is not None:
+    if best_weights is not None and state["best_epoch"] != state["epoch"]:
         unwrapped.load_state_dict(best_weights)
-        logger.info("Restored the best weights (epoch %s, validation %s %.4g).", state["best_epoch"],
+        where = f"epoch {state['best_epoch']}" if state["best_epoch"] else "the weights this phase started from"
+        logger.info("Restored the best weights (%s, validation %s %.4g).", where,
                     settings.metric_for_best_model, state["best"])
     accelerator.wait_for_everyone()
     release(accelerator)
     return state
+
+
+def _find_learning_rate(phase: Phase, model: Any, loader: Any, settings: LoopSettings, accelerator: Any) -> None:
+    """Run a learning-rate range test and scale the phase's groups to its suggestion (their ratios kept)."""
+    from tlzoo.training.lr_range import lr_range_test
+
+    result = lr_range_test(model, phase.param_groups, loader, settings.loss.to(accelerator.device), accelerator,
+                           max_grad_norm=settings.max_grad_norm)
+    head_lr = max(g["lr"] for g in phase.param_groups)
+    for group in phase.param_groups:
+        group["lr"] = group["lr"] / head_lr * result.learning_rate
+    phase.range_test = result.to_dict()
+    logger.info("Learning-rate range test (%d steps, %.1f s): training %s at %.2g (%s).", len(result.rates),
+                result.seconds, phase.name, result.learning_rate, result.reason)
 
 
 def _epochs_bar(phase: Phase, done: int, show: bool) -> Any:
@@ -255,7 +284,7 @@ def _train_epoch(model: Any, optimizer: Any, scheduler: Any, loader: Any, settin
             logits = model(batch)
             loss = loss_fn(logits.float(), batch["labels"])
             if not torch.isfinite(loss.detach()):
-                raise TrainingError(
+                raise Diverged(
                     f"The training loss became {loss.item()} in {phase} epoch {epoch}; stopping before a broken model "
                     "is saved. Lower the learning rate, or check the labels and inputs for NaN/inf values."
                 )
@@ -297,21 +326,3 @@ def evaluate(model: Any, loader: Any, settings: LoopSettings, accelerator: Any, 
     result["num_examples"] = len(labels)
     return result
 
-
-def _save_checkpoint(accelerator: Any, settings: LoopSettings, state: dict[str, Any], best: dict[str, Any] | None) -> None:
-    if settings.checkpoint_dir is None:
-        return
-    path = settings.checkpoint_dir / _checkpoint_name(state["phase"], state["epoch"])
-    accelerator.save_state(str(path))
-    if accelerator.is_main_process:
-        if best is not None:
-            from safetensors.torch import save_file
-
-            save_file({k: v.contiguous() for k, v in best.items()}, str(path / "best_weights.safetensors"))
-        full = {**state, "order": state["order"] * 100000 + state["epoch"], "history": settings.history}
-        (path / STATE_FILE).write_text(json.dumps(full, indent=2, default=float))
-        old = sorted((p for p in settings.checkpoint_dir.iterdir() if (p / STATE_FILE).is_file()),
-                     key=lambda p: json.loads((p / STATE_FILE).read_text())["order"])
-        for stale in old[: max(0, len(old) - settings.save_total_limit)]:
-            shutil.rmtree(stale, ignore_errors=True)
-    accelerator.wait_for_everyone()

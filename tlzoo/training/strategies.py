@@ -10,10 +10,11 @@ lp_ft         linear probe first, then ``full`` from that head       once, then 
 lora          head + low-rank adapters (peft); backbone frozen       every step
 ============  =====================================================  ================
 
-``auto`` picks one of the first four from the amount of labelled data, the
-number of classes and the backbone's size, and says why (Kumar et al. 2022 for
-LP-FT); it never picks ``lora``, which is the user's call (see
-:func:`choose_strategy`).
+``auto`` fits the probe, then tries LP-FT from it when
+:mod:`tlzoo.training.ladder` measures that fine-tuning can pay, and keeps the
+better on validation (Kumar et al. 2022 for LP-FT); it never picks ``lora``,
+whose savings (optimizer memory, small checkpoints) matter on large backbones
+and small GPUs, which the data alone do not tell.
 
 ``lora`` (Hu et al. 2021) wraps the backbone in peft's LoRA adapters
 (:func:`tlzoo.training.lora.inject_lora`), trains them with the head in the same
@@ -46,8 +47,10 @@ class Defaults:
     learning_rate: float
 
 
-# Head-only training on cached features is nearly free: more epochs, higher rate.
+# A probe trained by gradient steps (an mlp head, or lp_epochs given): cached features make epochs cheap.
 PROBE = Defaults(epochs=30, learning_rate=3e-3)
+# Fine-tuning: the epochs come from the data size (ladder.fine_tune_epochs) and the rate from a range test
+# unless given; these are the starting point of the range test's ratios.
 FINE_TUNE = Defaults(epochs=5, learning_rate=5e-5)
 # LoRA's adapters start at zero (B = 0) and hold few weights: a 10x higher rate and more epochs than full fine-tuning.
 LORA = Defaults(epochs=10, learning_rate=5e-4)
@@ -61,39 +64,6 @@ def check_strategy(strategy: str) -> str:
             + did_you_mean(strategy, STRATEGIES)
         )
     return strategy
-
-
-def choose_strategy(n_train: int, num_labels: int, backbone_params: int, *, on_gpu: bool) -> tuple[str, str]:
-    """The strategy ``auto`` stands for, and the reason, from data and model size.
-
-    - Few labels (under 40 per class or 400 in all): ``linear_probe``: too
-      little data to move millions of weights without overfitting; the
-      pretrained features are the safest bet, and training is cheap.
-    - A large backbone (over 150M parameters) without a GPU: ``linear_probe``,
-      since fine-tuning it on a CPU costs hours.
-    - Moderate data (under 5,000 examples): ``lp_ft``: fine-tuning from a
-      probed head keeps the pretrained features from being distorted early on.
-    - Plenty of data: ``full`` fine-tuning with layer-wise learning-rate decay.
-
-    ``lora`` is never chosen: on the data sizes above its accuracy is close to
-    ``lp_ft``'s/``full``'s rather than better, and what it saves (optimizer
-    memory, small checkpoints) matters for large backbones on small GPUs, which
-    the data and parameter counts alone do not tell.
-    """
-    per_class = n_train / max(num_labels, 1)
-    if per_class < 40 or n_train < 400:
-        return "linear_probe", (
-            f"{n_train} training examples ({per_class:.0f} per class) are too few to fine-tune "
-            f"{backbone_params / 1e6:.1f}M weights without overfitting; a linear probe on the frozen features is the robust choice"
-        )
-    if backbone_params > 150e6 and not on_gpu:
-        return "linear_probe", f"a {backbone_params / 1e6:.0f}M-parameter backbone is too slow to fine-tune without a GPU"
-    if n_train < 5000:
-        return "lp_ft", (
-            f"{n_train} examples are enough to fine-tune, but few enough that a random head would distort the "
-            "pretrained features; LP-FT (linear probe, then fine-tune) protects them"
-        )
-    return "full", f"{n_train} examples are plenty for full fine-tuning with layer-wise learning-rate decay"
 
 
 def trainable_groups(extractor: FeatureExtractor, strategy: str, trainable_layers: int,

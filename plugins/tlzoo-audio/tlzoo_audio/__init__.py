@@ -6,12 +6,14 @@ is built (in :mod:`tlzoo_audio.extractor`).
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import tlzoo
-from tlzoo.plugins import Modality, default_fingerprint
+from tlzoo.plugins import Modality, default_fingerprint, default_is_example
+from tlzoo_audio import pipeline
 
 __version__ = "0.1.0"
 
@@ -56,6 +58,13 @@ def check_example(value: Any) -> None:
     check_audio(value)
 
 
+def is_example(value: Any) -> bool:
+    """One clip: a path, a dict, a 1-D/2-D array, or a list of plain numbers (its samples)."""
+    if isinstance(value, list | tuple) and value and all(isinstance(v, numbers.Number) for v in value):
+        return True
+    return default_is_example(value)
+
+
 def build(source: str, **options: Any) -> Any:
     """Build the :class:`~tlzoo_audio.extractor.AudioFeatureExtractor` of *source*."""
     from tlzoo_audio.extractor import AudioFeatureExtractor
@@ -80,5 +89,12 @@ def register_modalities(register: Callable[[Modality], None]) -> None:
             priority=10,
             distribution="tlzoo-audio",
             description="Audio clips (arrays, datasets Audio, files) for Hub speech and sound models",
+            is_example=is_example,
+            folder_builder="audiofolder",
+            column_names=("audio", "clip", "speech", "sound"),
+            sample_inputs=pipeline.sample_inputs,
+            pipeline_class="AutoModelForAudioClassification",
+            pipeline_families=pipeline.FAMILIES,
+            usage_example='"clip.wav"',
         )
     )

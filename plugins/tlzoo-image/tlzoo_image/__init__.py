@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import tlzoo
-from tlzoo.plugins import Modality, default_fingerprint
+from tlzoo.plugins import Modality, default_fingerprint, default_is_example
+from tlzoo_image import pipeline
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,13 @@ def check_example(value: Any) -> None:
     open_image(value, verify_only=True)
 
 
+def is_example(value: Any) -> bool:
+    """One image, unless a list/tuple of them or a 4-D array (a stack of images)."""
+    if hasattr(value, "ndim") and hasattr(value, "shape"):
+        return value.ndim != 4
+    return default_is_example(value)
+
+
 def build(source: str, **options: Any) -> Any:
     """Build the :class:`~tlzoo_image.extractor.ImageFeatureExtractor` of *source*."""
     from tlzoo_image.extractor import ImageFeatureExtractor
@@ -80,5 +88,12 @@ def register_modalities(register: Callable[[Modality], None]) -> None:
             priority=10,
             distribution="tlzoo-image",
             description="Images (PIL, arrays, files) for Hub vision models",
+            is_example=is_example,
+            folder_builder="imagefolder",
+            column_names=("image", "img", "picture", "photo"),
+            sample_inputs=pipeline.sample_inputs,
+            pipeline_class="AutoModelForImageClassification",
+            pipeline_families=pipeline.FAMILIES,
+            usage_example='"photo.jpg"',
         )
     )

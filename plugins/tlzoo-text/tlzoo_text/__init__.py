@@ -11,6 +11,7 @@ from typing import Any
 
 import tlzoo
 from tlzoo.plugins import Modality
+from tlzoo_text import pipeline
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,13 @@ def check_example(value: Any) -> None:
         raise UnreadableExampleError(f"Expected text (a string), got {type(value).__name__}: {value!r:.80}")
 
 
+def read_file(path: str) -> str:
+    """A ``.txt`` file is one example: its text (UTF-8, surrounding whitespace removed)."""
+    from pathlib import Path
+
+    return Path(path).read_text(encoding="utf-8").strip()
+
+
 def build(source: str, **options: Any) -> Any:
     """Build the :class:`~tlzoo_text.extractor.TextFeatureExtractor` of *source*."""
     from tlzoo_text.extractor import TextFeatureExtractor
@@ -60,5 +68,12 @@ def register_modalities(register: Callable[[Modality], None]) -> None:
             priority=0,
             distribution="tlzoo-text",
             description="Text (strings) for Hub language-model encoders",
+            file_extensions=(".txt",),
+            read_file=read_file,
+            column_names=("text", "sentence", "content", "review", "document"),
+            sample_inputs=pipeline.sample_inputs,
+            pipeline_class="AutoModelForSequenceClassification",
+            pipeline_families=pipeline.FAMILIES,
+            usage_example='"Some text to classify."',
         )
     )

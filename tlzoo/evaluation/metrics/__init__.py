@@ -41,9 +41,9 @@ from tlzoo.errors import MetricError, did_you_mean
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import evaluate
 
-    from ._base import BuiltinMetric
-    from .classification import F1, Accuracy, ConfusionMatrix, Precision, Recall
-    from .regression import R2, Mae, Mse
+    from ._base import BuiltinMetric  # noqa: F401 - exported lazily by __getattr__
+    from .classification import F1, Accuracy, ConfusionMatrix, Precision, Recall  # noqa: F401
+    from .regression import R2, Mae, Mse  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +80,11 @@ _LOAD_ONLY_KWARGS: tuple[str, ...] = (
     "trust_remote_code",
 )
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 - the lazily imported metric classes are names too
     "BUILTIN_METRICS",
-    "higher_is_better",
     "MetricError",
     "canonical_metric_name",
+    "higher_is_better",
     "load_metric",
     *_LAZY_CLASSES,
 ]

@@ -1,0 +1,124 @@
+"""Results without guessing: the fitted probe, fine-tuning that finds its own settings, and ``auto``'s ladder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import colour_images
+
+import tlzoo
+from tlzoo.demo.digits import digit_images
+
+
+@pytest.fixture(scope="module")
+def resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tlzoo.testing import build_tiny_resnet
+
+    return build_tiny_resnet(tmp_path_factory.mktemp("resnet") / "resnet")
+
+
+def validation_score(result: Any) -> float:
+    return result.metrics["validation"]["accuracy"]
+
+
+def test_the_probe_matches_logistic_regression_on_the_same_features(resnet: Path, feature_cache: Path) -> None:
+    """The default probe vs scikit-learn's LogisticRegression (standardised, C picked on validation), same split."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = digit_images()
+    result = tlzoo.adapt(str(resnet), data, strategy="linear_probe", progress=False, seed=0)
+    assert result.recipe["hyperparameters"]["probe_solver"] == "lbfgs"
+    from tlzoo.data import load_target_data
+    from tlzoo.plugins import get_modality
+
+    extractor = result.model.extractor
+    target = load_target_data(data, get_modality("image"), seed=0)  # the very same split adapt() made
+
+    def features(split: str) -> tuple[np.ndarray, np.ndarray]:
+        ds = target.splits[split]
+        return extractor.extract([ds[i]["image"] for i in range(len(ds))]).numpy(), np.array(ds["label"])
+
+    (xt, yt), (xv, yv), (xs, ys) = features("train"), features("validation"), features("test")
+    best = max((make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)).fit(xt, yt)
+                for c in np.logspace(-3, 3, 13)), key=lambda m: m.score(xv, yv))
+    assert result.metrics["test"]["accuracy"] >= best.score(xs, ys) - 0.05, (result.metrics["test"], best.score(xs, ys))
+
+
+def test_auto_stays_a_probe_when_the_probe_is_already_right(tiny_models: Any, feature_cache: Path) -> None:
+    result = tlzoo.adapt(str(tiny_models("vit")), colour_images(20), progress=False)
+    assert result.recipe["strategy"] == "linear_probe"
+    trials = result.recipe["trials"]
+    assert trials[0]["strategy"] == "linear_probe" and trials[0]["kept"] is True
+    assert trials[1]["skipped"] is True and "already" in trials[1]["why"]
+    assert validation_score(result) == 1.0
+
+
+def test_auto_fine_tunes_where_it_pays_and_beats_the_fixed_rule(resnet: Path, feature_cache: Path) -> None:
+    """Few examples per class (the old rule: always a probe) on features a random backbone barely separates."""
+    data = digit_images()
+    probe = tlzoo.adapt(str(resnet), data, strategy="linear_probe", progress=False)
+    auto = tlzoo.adapt(str(resnet), data, progress=False)
+    trials = auto.recipe["trials"]
+    names = [t["strategy"] for t in trials]
+    assert names[0] == "linear_probe" and names[1:] in (["lp_ft"], ["lp_ft", "lp_ft"]), trials
+    assert all(t["seconds"] > 0 and "learning_rate" in t for t in trials[1:])
+    if len(trials) == 3:  # the first trial kept the probe: the second tried ten times its rate
+        assert trials[1]["kept"] is False
+        assert trials[2]["learning_rate"] == pytest.approx(10 * trials[1]["learning_rate"])
+    assert sum(t.get("kept", False) for t in trials) == 1
+    assert validation_score(auto) >= validation_score(probe)
+    if auto.recipe["strategy"] == "lp_ft":  # fine-tuning won on validation: it must also be better on test
+        assert auto.metrics["test"]["accuracy"] >= probe.metrics["test"]["accuracy"]
+    assert auto.recipe["hyperparameters"]["learning_rate_range_test"]["steps"] > 0
+
+
+def test_time_budget_zero_is_the_probe_alone(resnet: Path, feature_cache: Path) -> None:
+    result = tlzoo.adapt(str(resnet), digit_images(8), time_budget=0, progress=False)
+    assert result.recipe["strategy"] == "linear_probe"
+    assert "time_budget=0" in result.recipe["trials"][1]["why"]
+
+
+def test_lp_ft_never_ends_below_its_probe_and_keeps_batch_norm_statistics(resnet: Path, feature_cache: Path) -> None:
+    """At a learning rate that wrecks the backbone, LP-FT hands back its probe, batch-norm statistics untouched."""
+    data = digit_images(12)
+    probe = tlzoo.adapt(str(resnet), data, strategy="linear_probe", progress=False)
+    result = tlzoo.adapt(str(resnet), data, strategy="lp_ft", learning_rate=3.0, epochs=2, progress=False)
+    assert validation_score(result) >= validation_score(probe)
+    tried = result.recipe["trials"][-1]
+    assert tried["strategy"] == "lp_ft"
+    if not tried["kept"]:
+        assert "probe's weights are kept" in tried["why"]
+    assert result.recipe["hyperparameters"]["batch_norm_statistics"] == "frozen"
+    before = {k: v for k, v in probe.model.extractor.state_dict().items() if "running_" in k}
+    after = {k: v for k, v in result.model.extractor.state_dict().items() if "running_" in k}
+    assert before and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_divergence_steps_back_and_retries_at_a_lower_rate(tiny_models: Any, feature_cache: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlzoo.training import loop
+
+    calls = {"n": 0}
+    original = loop.TaskModel.forward
+
+    def first_run_blows_up(self: Any, batch: dict[str, Any]) -> torch.Tensor:
+        out = original(self, batch)
+        if self.training and self.extractor is not None:
+            calls["n"] += 1
+            if calls["n"] == 1:  # the first fine-tuning step of the first attempt
+                return out * float("nan")
+        return out
+
+    monkeypatch.setattr(loop.TaskModel, "forward", first_run_blows_up)
+    result = tlzoo.adapt(str(tiny_models("vit")), colour_images(8), strategy="lp_ft", learning_rate=1e-3, epochs=2,
+                         progress=False)
+    diverged = [t for t in result.recipe["trials"] if t.get("diverged")]
+    assert len(diverged) == 1 and diverged[0]["learning_rate"] == pytest.approx(1e-3)
+    assert result.recipe["hyperparameters"]["learning_rate"] == pytest.approx(1e-4)
+    assert all(np.isfinite(v) for v in result.metrics["test"].values() if isinstance(v, float))
