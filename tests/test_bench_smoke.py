@@ -72,3 +72,23 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
 
     markdown = (tmp_path / "out" / "benchmarks.md").read_text()
     assert "| # | Figure |" in markdown and "torch" in markdown
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("script", ["auto.py", "probe.py"])
+def test_quick_side_by_side_benchmarks_report_their_ratios(script: str, tmp_path: Path) -> None:
+    """``bench/auto.py`` (auto vs a grid) and ``bench/probe.py`` (the probe vs scikit-learn) in quick mode."""
+    env = {**os.environ, "TLZOO_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), "--quick", "--output", str(tmp_path / "out")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    written = {p.name: p for p in (tmp_path / "out").iterdir()}
+    assert written, "the benchmark wrote nothing"
+    if script == "auto.py":
+        summary = json.loads(written["auto.json"].read_text())
+        assert summary["mode"] == "quick" and _is_number(summary["mean_ratio"]) and _is_number(summary["time_ratio"])
+        assert [t["task"] for t in summary["tasks"]] == ["colours-vit"]
+        assert "| task |" in written["auto.md"].read_text()

@@ -46,7 +46,9 @@ def same_result(a: Any, b: Any) -> None:
 
 
 # --- checkpoints: damaged files of each kind ------------------------------------------------------
-PROBE = {"strategy": "linear_probe", "epochs": 3, "learning_rate": 1e-2, "batch_size": 8, "progress": False}
+# keep_checkpoints: these tests damage and resume from the checkpoints a finished run leaves
+PROBE = {"strategy": "linear_probe", "epochs": 3, "learning_rate": 1e-2, "batch_size": 8, "progress": False,
+         "keep_checkpoints": True}
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +134,8 @@ def test_the_trainer_state_lists_every_file_and_is_written_atomically(probe_run:
 
 
 # --- kill -9 at random points of training ----------------------------------------------------------
-LP_FT = {"strategy": "lp_ft", "lp_epochs": 2, "epochs": 2, "learning_rate": 1e-3, "batch_size": 8, "progress": False}
+LP_FT = {"strategy": "lp_ft", "lp_epochs": 2, "epochs": 2, "learning_rate": 1e-3, "batch_size": 8, "progress": False,
+         "keep_checkpoints": True}
 
 
 class KillPoints:
