@@ -45,16 +45,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-os.environ.setdefault("ACCELERATE_USE_CPU", "true")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("PYTHONWARNINGS", "ignore")
-
 sys.path.insert(0, str(HERE))
 
-from common import alternate, load_average, machine_info, summarise
+from common import alternate, load_average, machine_info, summarise  # first: it sets the benchmarks' environment
 
 SECTION_BEGIN = "<!-- rank benchmark: begin (written by python bench/rank.py) -->"
 SECTION_END = "<!-- rank benchmark: end -->"

@@ -25,7 +25,7 @@ def test_heads_map_features_to_outputs(head: Any, task: str) -> None:
 def test_unknown_head_and_bad_options() -> None:
     with pytest.raises(ConfigurationError, match="Did you mean 'linear'"):
         build_head("linaer", 4, TaskSpec("regression", 1))
-    with pytest.raises(ConfigurationError, match="does not accept options"):
+    with pytest.raises(ConfigurationError, match="has no option .width.; its options are: hidden_size, dropout"):
         build_head({"name": "mlp", "width": 3}, 4, TaskSpec("regression", 1))
     with pytest.raises(ConfigurationError, match="Unknown task"):
         TaskSpec("clustering", 2)
@@ -48,3 +48,16 @@ def test_plugin_head_is_available(register_plugin: Any) -> None:
     register_plugin(HeadPlugin(), name="cosine-head")
     out = build_head("cosine", 6, TaskSpec("single_label_classification", 4))(torch.randn(2, 6))
     assert out.shape == (2, 4) and out.abs().max() <= 1.0 + 1e-6
+
+
+def test_unknown_head_options_are_refused_before_any_model_loads_and_name_the_valid_ones(tmp_path: Any) -> None:
+    import tlzoo
+    from tlzoo.errors import ConfigurationError
+
+    data = {"text": ["a b", "c d"] * 10, "label": [0, 1] * 10}
+    import datasets
+
+    with pytest.raises(ConfigurationError, match=r"no option 'hidden'; its options are: hidden_size, dropout\. "
+                                                 r"Did you mean 'hidden_size'\?"):
+        tlzoo.adapt(str(tmp_path / "no-such-model-needed"), datasets.Dataset.from_dict(data), head="mlp",
+                    head_options={"hidden": 64}, progress=False)

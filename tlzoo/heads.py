@@ -78,10 +78,37 @@ def build_head(head: str | dict[str, Any], in_features: int, task: TaskSpec) -> 
     """Build the head described by *head* for *task* on *in_features* inputs."""
     name, options = parse_head(head)
     factory = get_head_factory(name)
+    check_head_options(name, factory, options)
     try:
         return factory(in_features, task, **options)
     except TypeError as exc:
         raise ConfigurationError(f"Head {name!r} does not accept options {options}: {exc}") from exc
+
+
+def head_option_names(factory: Any) -> list[str] | None:
+    """The keyword options a head factory takes (``None``: it takes any, through ``**options``)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(factory).parameters.values())[2:]  # after in_features, task
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+
+
+def check_head_options(name: str, factory: Any, options: dict[str, Any]) -> None:
+    """Refuse options the head factory does not take, naming the ones it does (and close matches)."""
+    accepted = head_option_names(factory)
+    if accepted is None:
+        return
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        hints = "".join(did_you_mean(key, accepted, n=1) for key in unknown)
+        raise ConfigurationError(
+            f"Head {name!r} has no option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"its options are: {', '.join(accepted) or 'none'}.{hints}")
 
 
 def linear_layer(head: Any) -> Any:

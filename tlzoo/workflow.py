@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlzoo.errors import ConfigurationError
-from tlzoo.heads import TaskSpec, get_head_factory, parse_head
+from tlzoo.heads import TaskSpec, check_head_options, get_head_factory, parse_head
 from tlzoo.hub import unreachable_source_error
 from tlzoo.options import AdaptOptions
 from tlzoo.progress import library_progress_bars
@@ -63,7 +63,8 @@ def _check_arguments(*, strategy: str, head: Any, output_dir: Any, overwrite_out
     """Checks that need the plugins or the file system (the options checked themselves when made)."""
     if strategy != "lora" and lora != LoraSettings():
         logger.warning("The lora_* options apply to strategy='lora' only; ignored for strategy=%r.", strategy)
-    get_head_factory(parse_head(head)[0])
+    name, head_options = parse_head(head)
+    check_head_options(name, get_head_factory(name), head_options)  # before any model loads
     if output_dir is not None:
         check_output_dir(Path(output_dir))
     if output_dir is not None and not resume_from and not overwrite_output_dir:
