@@ -56,9 +56,9 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture
 def online(monkeypatch: pytest.MonkeyPatch) -> None:
     """Talking to a local Hub: offline mode off, whatever the environment or another test set."""
-    import huggingface_hub
+    from huggingface_hub import constants
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
 

@@ -165,5 +165,6 @@ def test_hub_id_unreachable_names_the_endpoint_and_the_fix(online: None, no_back
         resolve_source("someone/some-encoder")
     message = str(info.value)
     assert "could not be reached (ConnectError" in message and "http://127.0.0.1:9" in message
+    assert "Working offline? Set HF_HUB_OFFLINE=1" in message
     assert "Check the network connection (or HF_ENDPOINT)" in message
     assert no_backoff_sleep, "huggingface_hub's retries ran (their sleeps made instant)"

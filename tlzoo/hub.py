@@ -131,7 +131,8 @@ def unreachable_source_error(exc: BaseException, source: str) -> HubError | None
     return HubError(
         f"Cannot load the source model {source!r}: the Hub at {_endpoint(None)} could not be reached{reason} and "
         f"the local cache ({constants.HF_HUB_CACHE}) does not hold it. Check the network connection (or "
-        f"HF_ENDPOINT), or {fixes}."
+        f"HF_ENDPOINT), or {fixes}. Working offline? Set HF_HUB_OFFLINE=1: tlzoo then reads only local folders "
+        "and the cache, and fails at once instead of retrying."
     )
 
 

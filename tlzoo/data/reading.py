@@ -151,4 +151,5 @@ def _load(*args: Any, **kwargs: Any) -> Any:
         raise DataError(f"Cannot read the target data {what!r}: {type(cause).__name__}: {cause}. Check that it is "
                         f"a valid, non-empty file of its format.") from exc
     except ConnectionError as exc:
-        raise DataError(f"Cannot reach the Hub to load dataset {args[0]!r}: {exc}") from exc
+        raise DataError(f"Cannot reach the Hub to load dataset {args[0]!r}: {exc}. Working offline? Pass a local "
+                        "file or folder, and set HF_HUB_OFFLINE=1 so nothing waits on the network.") from exc
