@@ -230,3 +230,32 @@ def test_adapt_push_to_hub(wide_bert: Path, reviews: Path, hub: HubServer, capsy
     assert {"head.safetensors", "README.md", "plots/training_curves.png"} <= set(hub.repo_files("alice/quick"))
     assert main([*args, "--push-to-hub", "bob/not-mine"]) == 1  # checked before training: alice cannot write there
     assert "bob" in capsys.readouterr().err and not hub.repo_exists("bob/not-mine")
+
+
+def test_evaluate_scores_a_saved_model_on_new_labelled_data(adapted: dict[str, Any], reviews: Path, tmp_path: Path,
+                                                            capsys: Any) -> None:
+    import pandas as pd
+
+    import tlzoo
+
+    model = tlzoo.load(adapted["out"] / "model")
+    frame = pd.read_csv(reviews)
+    expected = model.predict(list(frame["review"]))
+    accuracy = sum(p["label"] == str(t) for p, t in zip(expected, frame["topic"])) / len(frame)
+    assert main(["evaluate", str(adapted["out"]), str(reviews), "--input-column", "review", "--label-column",
+                 "topic", "--json"]) == 0  # the output folder of tlzoo adapt: its model/ is used
+    report = json.loads(capsys.readouterr().out)
+    assert list(report) == ["train"]
+    assert report["train"]["accuracy"] == pytest.approx(accuracy)
+    assert report["train"]["num_examples"] == len(frame)
+    assert set(report["train"]["per_class"]) == set(model.label_names)
+    assert main(["evaluate", str(adapted["out"] / "model"), str(reviews), "--input-column", "review",
+                 "--label-column", "topic"]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "per class" in out and "precision" in out
+
+    unknown = tmp_path / "unknown.csv"
+    frame.assign(topic="astronomy").to_csv(unknown, index=False)
+    assert main(["evaluate", str(adapted["out"]), str(unknown), "--input-column", "review", "--label-column",
+                 "topic"]) == 1
+    assert "'astronomy'" in capsys.readouterr().err

@@ -177,11 +177,11 @@ def register_install(sub: Any) -> None:
 
 def _model_commands() -> list[Callable[[Any], None]]:
     from tlzoo.cli.adapt import register_adapt
-    from tlzoo.cli.predict import register_predict, register_push
+    from tlzoo.cli.predict import register_evaluate, register_predict, register_push
     from tlzoo.cli.rank import register_rank
     from tlzoo.demo.command import register_demo
 
-    return [register_adapt, register_rank, register_predict, register_push, register_demo]
+    return [register_adapt, register_rank, register_predict, register_evaluate, register_push, register_demo]
 
 
 def _register_cache(sub: Any) -> None:

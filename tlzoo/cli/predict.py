@@ -1,4 +1,4 @@
-"""CLI commands that use a saved model: ``predict`` and ``push``."""
+"""CLI commands that use a saved model: ``predict``, ``evaluate`` and ``push``."""
 
 from __future__ import annotations
 
@@ -170,6 +170,52 @@ def register_predict(sub: Any) -> None:
     p.add_argument("--token", help="Hub token for a private repo (default: HF_TOKEN or the saved login)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_predict)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import tlzoo
+    from tlzoo.cli.adapt import metrics_table
+
+    with library_progress_bars(hub=not (args.json or args.quiet), transformers=False, datasets=False):
+        model = tlzoo.load(_model_folder(args.model), revision=args.revision, token=args.token,
+                           endpoint=args.endpoint)
+        results = tlzoo.evaluate_model(model, args.data, input_column=args.input_column,
+                                       label_column=args.label_column, splits=args.split, batch_size=args.batch_size)
+    if args.json:
+        echo_json(results)
+        return 0
+    echo(metrics_table(results))
+    for split, metrics in results.items():
+        per_class = metrics.get("per_class") or {}
+        if per_class:
+            echo()
+            rows = [(name, *(f"{scores.get(k, float('nan')):.3f}" for k in ("precision", "recall", "f1")),
+                     str(scores.get("support", ""))) for name, scores in per_class.items()]
+            echo(f"{split}, per class:")
+            echo(table(rows, ["class", "precision", "recall", "f1", "support"]))
+    return 0
+
+
+def register_evaluate(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="score a saved model on new labelled data",
+                       description="Score an adapted model (a saved folder, the output folder of tlzoo adapt, or a "
+                                   "Hub repo id) on labelled data in any form tlzoo adapt takes; every split is "
+                                   "scored unless --split names some.",
+                       epilog="examples:\n  tlzoo evaluate out/model new_photos/\n"
+                              "  tlzoo evaluate out/model reviews.csv --label-column sentiment --json\n"
+                              "  tlzoo evaluate me/review-classifier data/ --split test",
+                       formatter_class=Formatter)
+    p.add_argument("model", help="saved model folder or Hub repo id")
+    p.add_argument("data", help="labelled data: a folder, CSV/TSV/JSON/Parquet files, a saved dataset or a Hub id")
+    p.add_argument("--input-column", help="the column of inputs (default: found by modality)")
+    p.add_argument("--label-column", help="the column of labels (default: a ClassLabel or label-like column)")
+    p.add_argument("--split", action="append", metavar="NAME", help="score only this split (repeatable)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="inputs per forward pass")
+    p.add_argument("--revision", help="Hub revision")
+    p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
+    p.add_argument("--token", help="Hub token for a private repo (default: HF_TOKEN or the saved login)")
+    p.add_argument("--json", action="store_true", help="print every metric as JSON (per-class scores too)")
+    p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
