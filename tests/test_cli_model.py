@@ -259,3 +259,28 @@ def test_evaluate_scores_a_saved_model_on_new_labelled_data(adapted: dict[str, A
     assert main(["evaluate", str(adapted["out"]), str(unknown), "--input-column", "review", "--label-column",
                  "topic"]) == 1
     assert "'astronomy'" in capsys.readouterr().err
+
+
+def test_predict_reads_text_files_and_long_texts_and_data_files(adapted: dict[str, Any], reviews: Path,
+                                                                tmp_path: Path, capsys: Any) -> None:
+    import pandas as pd
+
+    import tlzoo
+
+    model = tlzoo.load(adapted["out"] / "model")
+    frame = pd.read_csv(reviews)
+    text = frame["review"][0]
+    (tmp_path / "note.txt").write_text(text + "\n")
+    long_text = " ".join([text] * 40)  # longer than a file name may be
+    assert len(long_text) > 300
+    assert main(["predict", str(adapted["out"]), str(tmp_path / "note.txt"), long_text, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for row, expected in zip(rows, [model.predict(text), model.predict(long_text)]):  # the file's text, not its name
+        assert row["prediction"]["label"] == expected["label"]
+        assert row["prediction"]["score"] == pytest.approx(expected["score"], abs=1e-5)  # batched with padding
+
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(adapted["out"]), str(reviews), "--input-column", "review", "--output", str(out)]) == 0
+    written = pd.read_csv(out)
+    assert list(written["review"]) == list(frame["review"]) and list(written["topic"]) == list(frame["topic"])
+    assert list(written["prediction"]) == [p["label"] for p in model.predict(list(frame["review"]))]
