@@ -46,7 +46,7 @@ REPO = HERE.parent
 
 sys.path.insert(0, str(HERE))
 
-from common import load_average, machine_info  # first: it sets the benchmarks' environment
+from common import load_average, machine_info, put_section  # first: it sets the benchmarks' environment
 
 SECTION_BEGIN = "<!-- auto benchmark: begin (written by python bench/auto.py) -->"
 SECTION_END = "<!-- auto benchmark: end -->"
@@ -205,13 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "auto.json").write_text(json.dumps(summary, indent=2, default=str))
     (out / "auto.md").write_text(markdown + "\n")
     if not args.quick and not args.output:
-        docs = REPO / "docs" / "benchmarks.md"
-        text = docs.read_text()
-        if SECTION_BEGIN in text:
-            text = text[: text.index(SECTION_BEGIN)] + markdown + text[text.index(SECTION_END) + len(SECTION_END):]
-        else:
-            text = text.rstrip() + "\n\n" + markdown + "\n"
-        docs.write_text(text)
+        put_section(REPO / "docs" / "benchmarks.md", markdown, SECTION_BEGIN, SECTION_END)
     log(f"mean ratio {summary['mean_ratio']:.3f}, worst {summary['worst_ratio']:.3f}, time {summary['time_ratio']:.3f}"
         f"; written to {out}")
     return 0

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 
@@ -198,3 +199,17 @@ class Sizes:
         return (f"hidden {self.hidden_size}, {self.num_hidden_layers} layers, {self.num_attention_heads} heads, "
                 f"MLP {self.intermediate_size}; images {self.image_size} px in {self.patch_size} px patches; "
                 f"audio clips {self.audio_seconds:g} s at 16 kHz")
+
+
+def put_section(page: Path, block: str, begin: str, end: str) -> None:
+    """Replace the text from *begin* to *end* in the Markdown *page* with *block* (which starts with *begin* and
+    ends with *end*), or append *block* when the markers are not there yet; the rest of the page is kept."""
+    text = page.read_text() if page.exists() else "# Benchmarks\n"
+    block = block.strip() + "\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    page.write_text(text)

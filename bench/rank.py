@@ -47,7 +47,13 @@ REPO = HERE.parent
 
 sys.path.insert(0, str(HERE))
 
-from common import alternate, load_average, machine_info, summarise  # first: it sets the benchmarks' environment
+from common import (  # first: it sets the benchmarks' environment
+    alternate,
+    load_average,
+    machine_info,
+    put_section,
+    summarise,
+)
 
 SECTION_BEGIN = "<!-- rank benchmark: begin (written by python bench/rank.py) -->"
 SECTION_END = "<!-- rank benchmark: end -->"
@@ -244,14 +250,7 @@ def render(report: dict[str, Any]) -> str:
 
 def update_page(page: Path, section: str) -> None:
     """Put *section* between its markers in *page*, or append it (with its markers) when they are not there yet."""
-    text = page.read_text() if page.exists() else "# Benchmarks\n"
-    block = f"{SECTION_BEGIN}\n{section.strip()}\n{SECTION_END}\n"
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        text = head + block + rest.split(SECTION_END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    page.write_text(text)
+    put_section(page, f"{SECTION_BEGIN}\n{section.strip()}\n{SECTION_END}\n", SECTION_BEGIN, SECTION_END)
 
 
 def main(argv: list[str] | None = None) -> int:

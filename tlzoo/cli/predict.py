@@ -72,7 +72,7 @@ def _data_file_rows(path: Path, modality: Any, input_column: str | None) -> list
     ds = read_data(str(path))["train"]
     column = find_input_column(ds, input_column, label_column="", modality=modality)
     values = column_values(ds, column)
-    rows = ds.remove_columns([c for c in ds.column_names if c == column]).to_list()
+    rows = ds.remove_columns([column]).to_list()
     return [(f"{path.name}:{i + 1}", value, {column: value, **row}) for i, (value, row) in enumerate(zip(values, rows))]
 
 
@@ -86,21 +86,22 @@ def _top(pred: Any) -> tuple[Any, Any]:
 def _write(path: Path, records: list[dict[str, Any]]) -> None:
     """Write *records* as CSV (``.csv``/``.tsv``) or JSON lines (anything else), atomically."""
     import csv
+    import io
     import json
-    import tempfile
 
+    from tlzoo.durable import write_atomic
+
+    buffer = io.StringIO(newline="")
+    if path.suffix.lower() in (".csv", ".tsv"):
+        fields = list(dict.fromkeys(k for r in records for k in r))
+        writer = csv.DictWriter(buffer, fields, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        writer.writeheader()
+        writer.writerows({k: v if isinstance(v, str | int | float) or v is None else json.dumps(v, default=str)
+                          for k, v in r.items()} for r in records)
+    else:
+        buffer.writelines(json.dumps(r, default=str) + "\n" for r in records)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for r in records for k in r))
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, newline="",
-                                     encoding="utf-8") as f:
-        if path.suffix.lower() in (".csv", ".tsv"):
-            writer = csv.DictWriter(f, fields, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            writer.writeheader()
-            writer.writerows({k: v if isinstance(v, str | int | float) or v is None else json.dumps(v, default=str)
-                              for k, v in r.items()} for r in records)
-        else:
-            f.writelines(json.dumps(r, default=str) + "\n" for r in records)
-    Path(f.name).replace(path)
+    write_atomic(path, buffer.getvalue())
 
 
 def _model_folder(model: str) -> str:
@@ -111,15 +112,29 @@ def _model_folder(model: str) -> str:
     return model
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Any:
+    """The model ``args.model`` names (a folder, an output folder of ``tlzoo adapt``, or a Hub repo id)."""
     import tlzoo
+
+    return tlzoo.load(_model_folder(args.model), revision=args.revision, token=args.token, endpoint=args.endpoint)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the commands that load a saved model and run it: batch size and where the model comes from."""
+    p.add_argument("--batch-size", type=positive_int, default=32, help="inputs per forward pass")
+    p.add_argument("--revision", help="Hub revision")
+    p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
+    p.add_argument("--token", help="Hub token for a private repo (default: HF_TOKEN or the saved login)")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
     from tlzoo.plugins import get_modality
 
-    if args.output and _exists(args.output) and _exists(args.output).is_dir():
+    existing = _exists(args.output) if args.output else None
+    if existing is not None and existing.is_dir():
         raise UsageError(f"--output {args.output} is a folder; give a file name such as predictions.csv")
     with library_progress_bars(hub=not (args.json or args.quiet), transformers=False, datasets=False):
-        model = tlzoo.load(_model_folder(args.model), revision=args.revision, token=args.token,
-                           endpoint=args.endpoint)
+        model = _load(args)
         inputs = _read_inputs(args.inputs, get_modality(model.modality), args.input_column)
         predictions = model.predict([example for _, example, _ in inputs], top_k=args.top_k,
                                     batch_size=args.batch_size)
@@ -164,10 +179,7 @@ def register_predict(sub: Any) -> None:
                    help="write predictions to FILE (.csv/.tsv, else JSON lines): a data file's rows plus "
                         "prediction and score")
     p.add_argument("--top-k", type=positive_int, default=1, help="the K most likely labels per input")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="inputs per forward pass")
-    p.add_argument("--revision", help="Hub revision")
-    p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
-    p.add_argument("--token", help="Hub token for a private repo (default: HF_TOKEN or the saved login)")
+    _add_model_flags(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_predict)
 
@@ -177,8 +189,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tlzoo.cli.adapt import metrics_table
 
     with library_progress_bars(hub=not (args.json or args.quiet), transformers=False, datasets=False):
-        model = tlzoo.load(_model_folder(args.model), revision=args.revision, token=args.token,
-                           endpoint=args.endpoint)
+        model = _load(args)
         results = tlzoo.evaluate_model(model, args.data, input_column=args.input_column,
                                        label_column=args.label_column, splits=args.split, batch_size=args.batch_size)
     if args.json:
@@ -210,10 +221,7 @@ def register_evaluate(sub: Any) -> None:
     p.add_argument("--input-column", help="the column of inputs (default: found by modality)")
     p.add_argument("--label-column", help="the column of labels (default: a ClassLabel or label-like column)")
     p.add_argument("--split", action="append", metavar="NAME", help="score only this split (repeatable)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="inputs per forward pass")
-    p.add_argument("--revision", help="Hub revision")
-    p.add_argument("--endpoint", help="Hub endpoint (private deployments)")
-    p.add_argument("--token", help="Hub token for a private repo (default: HF_TOKEN or the saved login)")
+    _add_model_flags(p)
     p.add_argument("--json", action="store_true", help="print every metric as JSON (per-class scores too)")
     p.set_defaults(func=cmd_evaluate)
 

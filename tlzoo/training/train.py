@@ -126,7 +126,7 @@ def train(
         kept_probe = run.fine_tune(strategy, resume if resume and resume["phase"] == "fine_tune" else None)
         if kept_probe and options.strategy == "auto" and run.may_try_higher_rate():
             # a range test run from a fitted probe sees the loss rise at once and errs low: one step up
-            kept_probe = run.fine_tune(strategy, None, learning_rate=run.last_trial["learning_rate"] * RETRY_FACTOR)
+            kept_probe = run.fine_tune(strategy, None, learning_rate=run.trials[-1]["learning_rate"] * RETRY_FACTOR)
         if kept_probe and options.strategy == "auto":
             strategy, reason = "linear_probe", reason + "; fine-tuning did not beat the probe on validation, so the probe is kept"
     logger.info("Strategy %s: %s.", strategy, reason)
@@ -181,7 +181,6 @@ class _Run:
         }
         self.probe_validation: dict[str, Any] | None = None
         self.probe_held_out: dict[str, Any] | None = None  # the probe's accuracy where its L2 was chosen
-        self.probe_seconds = 0.0
         self.final: tuple[Any, dict[str, DataLoader]] | None = None  # (model, loaders) of the final evaluation
 
     # --- data ------------------------------------------------------------------------------------------------------
@@ -239,9 +238,8 @@ class _Run:
                 self.probe_validation = self._validation(model, loaders["validation"])
         self.final = (model, loaders)
         self.timings["linear_probe"] = time.perf_counter() - started
-        self.probe_seconds = self.timings["linear_probe"]
         self.trials.append({"strategy": "linear_probe", "validation": self.probe_validation,
-                            "seconds": round(self.probe_seconds, 3), "kept": True,
+                            "seconds": round(self.timings["linear_probe"], 3), "kept": True,
                             "why": "the probe is the starting point and the floor every later trial must beat"})
 
     def _fit_probe(self, data: dict[str, Any], linear: nn.Linear, model: TaskModel, validation: Any) -> None:
@@ -305,7 +303,7 @@ class _Run:
         per_example = step_seconds(self.extractor, sample) if o.time_budget != 0 else 0.0
         decision = plan_fine_tune(probe_validation=self.probe_validation, probe_held_out=self.probe_held_out,
                                   n_train=n_train, n_validation=n_val,
-                                  epochs=epochs, seconds_per_example=per_example, probe_seconds=self.probe_seconds,
+                                  epochs=epochs, seconds_per_example=per_example, probe_seconds=self.timings["linear_probe"],
                                   time_budget=o.time_budget)
         if o.time_budget == 0:
             decision.fine_tune, decision.reason = False, "time_budget=0 asks for the probe only"
@@ -381,7 +379,6 @@ class _Run:
             self.hyper.update(self.lora.to_recipe())
         seconds = time.perf_counter() - started
         self.timings["fine_tune"] = self.timings.get("fine_tune", 0.0) + seconds
-        self.last_trial = {"learning_rate": lr, "seconds": seconds}
         best = state["best"]
         self.trials.append({
             "strategy": strategy, "learning_rate": lr, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
@@ -390,18 +387,17 @@ class _Run:
             "why": "it did not beat the probe on validation; the probe's weights are kept" if kept_start
             else "the best validation score" if baseline is not None else "the strategy asked for",
         })
-        if kept_start and self.trials[0]["strategy"] == "linear_probe":
-            self.trials[0]["why"] = "the best validation score: no later trial beat it"
-        elif baseline is not None:
-            self.trials[0].update(kept=False, why="a later trial beat it on validation")
+        if baseline is not None:  # the probe's trial, first in the log, is kept only while no later one beats it
+            self.trials[0].update(kept=kept_start, why="the best validation score: no later trial beat it"
+                                  if kept_start else "a later trial beat it on validation")
         self.final = (model, loaders)
         return kept_start
 
     def may_try_higher_rate(self) -> bool:
-        """Whether ``auto`` has the time for a second fine-tuning trial at a higher learning rate."""
+        """Whether ``auto`` has the time for another fine-tuning trial, as long as the last one, at a higher rate."""
         budget = self.hyper.get("time_budget_seconds")
-        return bool(budget) and self.options.learning_rate is None and \
-            self.probe_seconds + self.timings.get("fine_tune", 0.0) + self.last_trial["seconds"] <= budget
+        spent = self.timings["linear_probe"] + self.timings["fine_tune"]
+        return bool(budget) and self.options.learning_rate is None and spent + self.trials[-1]["seconds"] <= budget
 
     def finish(self, strategy: str, reason: str) -> Trained:
         """Merge LoRA adapters, evaluate on every held-out split, and hand the results over."""
