@@ -89,6 +89,8 @@ def test_epochs_show_in_a_bar_or_else_in_the_log_and_no_bars_means_none(progress
     assert ("linear_probe: 100%" in err and "3/3" in err and "validation_accuracy=" in err) is progress
     # progress=False: no bar at all, the libraries' (weight loading, data mapping) included, and theirs come back
     assert ("%|" in err) is progress
+    # progress=True: tlzoo's bars only, as in the CLI; not the libraries' weight-loading and data-mapping bars
+    assert "Loading weights" not in err and "Map" not in err, err
     from transformers.utils import logging as transformers_logging
 
     assert transformers_logging.is_progress_bar_enabled()

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,10 @@ def test_adapt_json_is_the_only_stdout(wide_bert: Path, reviews: Path, tmp_path:
     assert report["strategy"] == "linear_probe" and report["strategy_reason"]
     assert set(report["metrics"]) == {"validation", "test"}
     assert 0 <= report["metrics"]["test"]["accuracy"] <= 1 and report["seconds"] > 0
+    test = report["metrics"]["test"]  # the per-class scores and the confusion matrix, as in results.json
+    assert set(test["per_class"]) == set(test["labels"]) and "f1" in next(iter(test["per_class"].values()))
+    matrix = test["confusion_matrix"]
+    assert len(matrix) == len(test["labels"]) and sum(map(sum, matrix)) == test["num_examples"]
     assert report["model_dir"] == str(tmp_path / "o" / "model")
     assert report["plots"] == ["plots/confusion_matrix.png", "plots/training_curves.png"]
     assert "%|" not in captured.err  # --json turns progress bars off
@@ -249,10 +254,13 @@ def test_evaluate_scores_a_saved_model_on_new_labelled_data(adapted: dict[str, A
     assert report["train"]["accuracy"] == pytest.approx(accuracy)
     assert report["train"]["num_examples"] == len(frame)
     assert set(report["train"]["per_class"]) == set(model.label_names)
+    worst = report["train"]["hardest"][0]  # the row of the data file, its text and its true label
+    assert frame["review"][worst["index"]] == worst["input"] and frame["topic"][worst["index"]] == worst["label"]
     assert main(["evaluate", str(adapted["out"] / "model"), str(reviews), "--input-column", "review",
                  "--label-column", "topic"]) == 0
     out = capsys.readouterr().out
     assert "train" in out and "per class" in out and "precision" in out
+    assert "Hardest train examples (highest loss first):" in out and worst["input"][:40] in out
 
     unknown = tmp_path / "unknown.csv"
     frame.assign(topic="astronomy").to_csv(unknown, index=False)
@@ -284,3 +292,24 @@ def test_predict_reads_text_files_and_long_texts_and_data_files(adapted: dict[st
     written = pd.read_csv(out)
     assert list(written["review"]) == list(frame["review"]) and list(written["topic"]) == list(frame["topic"])
     assert list(written["prediction"]) == [p["label"] for p in model.predict(list(frame["review"]))]
+
+
+def test_the_summary_and_the_card_show_the_hardest_test_examples(adapted: dict[str, Any], reviews: Path) -> None:
+    import pandas as pd
+
+    topic_of = dict(pd.read_csv(reviews).itertuples(index=False, name=None))  # review -> topic
+    results = json.loads((adapted["out"] / "results.json").read_text())
+    test = results["metrics"]["test"]
+    hardest = test["hardest"]
+    assert len(hardest) == min(5, test["num_examples"])
+    losses = [row["loss"] for row in hardest]
+    assert losses == sorted(losses, reverse=True) and losses[-1] > 0
+    for row in hardest:  # each row names the real test example: its text, its true label, the model's answer
+        assert topic_of[row["input"]] == row["label"]
+        assert row["predicted"] in test["labels"] and 0 < row["probability"] <= 1
+        if row["predicted"] == row["label"]:
+            assert row["loss"] == pytest.approx(-math.log(row["probability"]), rel=1e-4)
+    assert "Hardest test examples (highest loss first):" in adapted["stdout"]
+    assert hardest[0]["input"][:40] in adapted["stdout"]
+    card = (adapted["out"] / "model" / "README.md").read_text()
+    assert "Hardest examples (highest loss first):" in card and hardest[0]["input"][:40] in card

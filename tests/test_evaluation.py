@@ -9,6 +9,7 @@ os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,8 @@ def _only_plain_python(value: Any) -> bool:
 
 def test_single_label_from_logits_hand_computed() -> None:
     result = evaluate_predictions(SINGLE, LOGITS, REFS, label_names=NAMES)
-    assert set(result) == {"accuracy", "f1", "precision", "recall", "per_class", "confusion_matrix", "labels"}
+    assert set(result) == {"accuracy", "f1", "precision", "recall", "per_class", "confusion_matrix", "labels",
+                           "hardest"}
     assert result["accuracy"] == pytest.approx(5 / 6)
     assert result["precision"] == pytest.approx(8 / 9)
     assert result["recall"] == pytest.approx(8 / 9)
@@ -92,7 +94,9 @@ def test_single_label_from_logits_hand_computed() -> None:
 
 def test_single_label_class_ids_equal_logits() -> None:
     from_ids = evaluate_predictions(SINGLE, [0, 1, 0, 1, 2, 0], REFS, label_names=NAMES)
-    assert from_ids == evaluate_predictions(SINGLE, LOGITS, REFS, label_names=NAMES)
+    from_logits = evaluate_predictions(SINGLE, LOGITS, REFS, label_names=NAMES)
+    assert from_ids.pop("hardest") == [] and from_logits.pop("hardest")  # losses need logits
+    assert from_ids == from_logits
 
 
 def test_per_class_support_sums_to_n_and_matrix_rows_match_support() -> None:
@@ -173,7 +177,8 @@ def test_torch_tensors_are_accepted() -> None:
 
 def test_metrics_argument_selects_metrics() -> None:
     result = evaluate_predictions(SINGLE, LOGITS, REFS, metrics=["accuracy", "f1_weighted", "recall_micro"])
-    assert set(result) == {"accuracy", "f1_weighted", "recall_micro", "per_class", "confusion_matrix", "labels"}
+    assert set(result) == {"accuracy", "f1_weighted", "recall_micro", "per_class", "confusion_matrix", "labels",
+                           "hardest"}
     # weighted F1 = (2 * 0.8 + 3 * 0.8 + 1 * 1) / 6
     assert result["f1_weighted"] == pytest.approx(5 / 6)
     assert result["recall_micro"] == pytest.approx(5 / 6)
@@ -272,7 +277,7 @@ ML_REFS = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 0]]
 
 def test_multi_label_from_logits_hand_computed() -> None:
     result = evaluate_predictions(MULTI, ML_LOGITS, ML_REFS, label_names=["a", "b", "c"])
-    assert set(result) == {"accuracy", "f1", "f1_micro", "precision", "recall", "per_class", "labels"}
+    assert set(result) == {"accuracy", "f1", "f1_micro", "precision", "recall", "per_class", "labels", "hardest"}
     assert result["accuracy"] == pytest.approx(0.5)
     assert result["f1"] == pytest.approx(2 / 3)
     assert result["f1_micro"] == pytest.approx(0.8)
@@ -285,7 +290,9 @@ def test_multi_label_from_logits_hand_computed() -> None:
 
 def test_multi_label_zero_one_predictions_and_threshold() -> None:
     binary = (ML_LOGITS >= 0).astype(int)
-    assert evaluate_predictions(MULTI, binary, ML_REFS) == evaluate_predictions(MULTI, ML_LOGITS, ML_REFS)
+    from_logits = evaluate_predictions(MULTI, ML_LOGITS, ML_REFS)
+    assert "hardest" not in evaluate_predictions(MULTI, binary, ML_REFS) and from_logits.pop("hardest")
+    assert evaluate_predictions(MULTI, binary, ML_REFS) == from_logits
     # threshold 0.6 (logit 0.405): label 2 of sample 0 (logit 0.1) becomes 0 -> sample 0 exact too
     strict = evaluate_predictions(MULTI, ML_LOGITS, ML_REFS, threshold=0.6)
     assert strict["accuracy"] == pytest.approx(3 / 4)
@@ -306,7 +313,7 @@ def test_regression_hand_computed() -> None:
     preds = np.array([[1.0], [2.0], [3.0], [4.0]])  # [N, 1] is squeezed
     refs = [1.0, 2.0, 3.0, 5.0]
     result = evaluate_predictions(REGRESSION, preds, refs)
-    assert set(result) == {"mse", "mae", "r2"}
+    assert set(result) == {"mse", "mae", "r2", "hardest"}
     assert result["mse"] == pytest.approx(0.25)
     assert result["mae"] == pytest.approx(0.25)
     # mean(refs) = 2.75 ; SS_tot = 8.75 ; SS_res = 1
@@ -316,6 +323,7 @@ def test_regression_hand_computed() -> None:
 
 def test_regression_rmse_and_r_squared_names() -> None:
     result = evaluate_predictions(REGRESSION, [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 5.0], metrics=["rmse", "r_squared"])
+    assert result.pop("hardest")[0] == {"index": 3, "label": 5.0, "predicted": 4.0, "loss": 1.0}
     assert result == {"rmse": pytest.approx(0.5), "r2": pytest.approx(1 - 1 / 8.75)}
 
 
@@ -380,5 +388,33 @@ def test_format_report_multi_label_and_regression() -> None:
 
 def test_empty_metrics_list_keeps_only_per_class_entries() -> None:
     result = evaluate_predictions(SINGLE, LOGITS, REFS, metrics=[])
-    assert set(result) == {"per_class", "confusion_matrix", "labels"}
+    assert set(result) == {"per_class", "confusion_matrix", "labels", "hardest"}
     assert summarise(result) == {}
+
+
+def test_hardest_examples_rank_by_loss_for_every_task() -> None:
+    from tlzoo.evaluation.hardest import hardest_examples
+
+    logits = np.log(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]))
+    rows = hardest_examples("single_label_classification", logits, np.array([0, 0, 1, 1]), ["a", "b"], k=3)
+    assert [r["index"] for r in rows] == [1, 2, 3]  # -log 0.2, -log 0.4, -log 0.7
+    assert [r["loss"] for r in rows] == pytest.approx([-math.log(0.2), -math.log(0.4), -math.log(0.7)])
+    assert rows[0] | {"loss": 0} == {"index": 1, "label": "a", "predicted": "b", "probability": pytest.approx(0.8),
+                                     "loss": 0}
+    multi = hardest_examples("multi_label_classification", np.array([[5.0, -5.0], [-5.0, 5.0]]),
+                             np.array([[1, 0], [1, 0]]), ["x", "y"])
+    assert multi[0]["index"] == 1 and multi[0]["label"] == ["x"] and multi[0]["predicted"] == ["y"]
+    assert multi[0]["loss"] == pytest.approx(2 * math.log1p(math.exp(5.0)))
+    regression = hardest_examples("regression", np.array([1.0, 2.0, 5.0]), np.array([1.0, 3.0, 2.0]), [], k=2)
+    assert [(r["index"], r["loss"], r["predicted"], r["label"]) for r in regression] == [(2, 9.0, 5.0, 2.0),
+                                                                                         (1, 1.0, 2.0, 3.0)]
+    assert hardest_examples("single_label_classification", np.array([0, 1]), np.array([0, 0]), ["a", "b"]) == []
+
+
+def test_evaluate_predictions_lists_the_hardest_examples_with_the_details() -> None:
+    from tlzoo.evaluation import evaluate_predictions
+
+    logits = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0]])
+    full = evaluate_predictions("single_label_classification", logits, [0, 0, 1], label_names=["a", "b"])
+    assert [r["index"] for r in full["hardest"]] == [1, 2, 0]
+    assert "hardest" not in evaluate_predictions("single_label_classification", logits, [0, 0, 1], details=False)

@@ -8,7 +8,6 @@ expensive work starts.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -115,9 +114,8 @@ def adapt(source: Any, data: Any, options: AdaptOptions | None = None, **kwargs:
     if options is not None:
         base["token"] = options.token
     opts = AdaptOptions.from_dict({**base, **kwargs})
-    if opts.progress:
-        return _adapt(source, data, opts)
-    with library_progress_bars(hub=False, transformers=False, datasets=False):
+    # tlzoo's own bars, and the Hub's download bars; never the weight-loading and data-mapping ones
+    with library_progress_bars(hub=opts.progress, transformers=False, datasets=False):
         return _adapt(source, data, opts)
 
 
@@ -161,6 +159,7 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
     trained = train(extractor, modality, target, options=o, class_weights=weights, lora=lora,
                     output_dir=Path(output_dir) if output_dir is not None else None)
     timings.update(trained.timings)
+    _describe_hardest(trained.metrics, target)
     recipe = {
         "source": src.to_dict(),
         "data": target.summary(),
@@ -199,6 +198,15 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
         result.commit_url = model.push_to_hub(push_to_hub, token=token if isinstance(token, str) else None,
                                               private=hub_private, endpoint=hub_endpoint)
     return result
+
+
+def _describe_hardest(metrics: dict[str, dict[str, Any]], target: Any) -> None:
+    """Name the input of each split's hardest examples (its text or its file)."""
+    from tlzoo.evaluation.hardest import describe_inputs
+
+    for split, scores in metrics.items():
+        if scores.get("hardest") and split in target.splits:
+            describe_inputs(scores["hardest"], target.splits[split], target.input_column)
 
 
 def _build_extractor(modality: Any, src: SourceModel, *, token: str | bool | None, pooling: str) -> Any:
@@ -257,6 +265,7 @@ def _write_outputs(result: AdaptResult) -> None:
     result.model.save_pretrained(result.output_dir / "model")
     summary = {"metrics": result.metrics, "recipe": result.recipe, "timings": result.timings}
     from tlzoo.durable import write_atomic
+    from tlzoo.jsonable import dumps
 
-    write_atomic(result.output_dir / "results.json", json.dumps(summary, indent=2, default=str))
+    write_atomic(result.output_dir / "results.json", dumps(summary))
     logger.info("Saved the metrics, recipe and timings to %s", result.output_dir / "results.json")

@@ -8,7 +8,6 @@ from typing import Any
 
 from tlzoo.cli.commands import Formatter, UsageError, echo, echo_json, table
 from tlzoo.options import add_arguments
-from tlzoo.progress import library_progress_bars
 
 ADAPT_EPILOG = """\
 examples:
@@ -45,12 +44,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if chosen_folder:  # a trained model is never thrown away without a word (a pushed one is on the Hub)
         options = options.replace(output_dir=default_output_dir(args.source))
     started = time.perf_counter()
-    # tlzoo's own bars (features, training) and the Hub's download bars; not the weight loading and data mapping ones
-    with library_progress_bars(hub=not quiet, transformers=False, datasets=False):
-        result = tlzoo.adapt(args.source, args.data, options, progress=not quiet)
+    result = tlzoo.adapt(args.source, args.data, options, progress=not quiet)
     elapsed = time.perf_counter() - started
     if args.json:
-        echo_json({"metrics": _scalars(result.metrics), "strategy": result.recipe["strategy"],
+        echo_json({"metrics": result.metrics, "strategy": result.recipe["strategy"],
                    "strategy_reason": result.recipe["strategy_reason"], "seconds": round(elapsed, 2),
                    "output_dir": str(result.output_dir) if result.output_dir else None,
                    "model_dir": str(result.output_dir / "model") if result.output_dir else None,
@@ -58,6 +55,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         return 0
     echo(metrics_table(result.metrics))
     echo()
+    hardest = format_hardest(result.metrics.get("test", {}).get("hardest"))
+    if hardest:
+        echo(hardest)
+        echo()
     echo(f"strategy: {result.recipe['strategy']} ({result.recipe['strategy_reason']})")
     echo(f"time: {elapsed:.1f} s")
     for trial in result.recipe.get("trials", []):
@@ -112,8 +113,20 @@ def metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
     return table(rows, ["split", *columns])
 
 
-def _scalars(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {split: {k: v for k, v in m.items() if isinstance(v, int | float)} for split, m in metrics.items()}
+def format_hardest(hardest: Any, *, split: str = "test") -> str:
+    """The hardest examples (``metrics[split]["hardest"]``) as a table, worst first; ``""`` if none."""
+    if not hardest:
+        return ""
+    def shown(value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(map(str, value)) or "(none)"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    probability = any("probability" in row for row in hardest)
+    headers = ["input", "label", "predicted", *(["probability"] if probability else []), "loss"]
+    rows = [[row.get("input", f"row {row['index']}"), shown(row["label"]), shown(row["predicted"]),
+             *([f"{row['probability']:.2f}"] if probability else []), f"{row['loss']:.3f}"] for row in hardest]
+    return f"Hardest {split} examples (highest loss first):\n" + table(rows, headers)
 
 
 def _fmt(value: Any) -> str:

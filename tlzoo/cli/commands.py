@@ -8,7 +8,6 @@ command functions.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -27,8 +26,10 @@ def echo(text: str = "") -> None:
 
 
 def echo_json(data: Any) -> None:
-    """Write *data* as indented JSON to stdout."""
-    echo(json.dumps(data, indent=2, default=str))
+    """Write *data* as indented JSON to stdout (numpy arrays and tensors as lists, paths as strings)."""
+    from tlzoo.jsonable import dumps
+
+    echo(dumps(data))
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

@@ -186,7 +186,7 @@ def register_predict(sub: Any) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import tlzoo
-    from tlzoo.cli.adapt import metrics_table
+    from tlzoo.cli.adapt import format_hardest, metrics_table
 
     with library_progress_bars(hub=not (args.json or args.quiet), transformers=False, datasets=False):
         model = _load(args)
@@ -204,6 +204,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                      str(scores.get("support", ""))) for name, scores in per_class.items()]
             echo(f"{split}, per class:")
             echo(table(rows, ["class", "precision", "recall", "f1", "support"]))
+        hardest = format_hardest(metrics.get("hardest"), split=split)
+        if hardest:
+            echo()
+            echo(hardest)
     return 0
 
 

@@ -45,10 +45,11 @@ def evaluate_model(model: Any, data: Any, *, input_column: str | None = None, la
     a DataFrame, files, a folder, a Hub dataset id); its input and label columns are
     found as ``adapt()`` finds them, and the labels must be among the model's. Returns
     ``{split: metrics}`` with the metrics of :func:`tlzoo.evaluation.evaluate_predictions`
-    (per-class scores and the confusion matrix included) and the ``num_examples``.
+    (per-class scores, the confusion matrix and the hardest examples included) and the ``num_examples``.
     """
     from tlzoo.data.reading import read_data
     from tlzoo.data.target import column_values, find_input_column, find_label_column
+    from tlzoo.evaluation.hardest import describe_inputs
     from tlzoo.evaluation.scoring import evaluate_predictions
     from tlzoo.plugins import get_modality
 
@@ -70,5 +71,6 @@ def evaluate_model(model: Any, data: Any, *, input_column: str | None = None, la
         result = evaluate_predictions(model.task.problem_type, logits, references, label_names=model.label_names,
                                       metrics=metrics)
         result["num_examples"] = len(ds)
+        describe_inputs(result.get("hardest", []), ds, inputs_at)
         results[split] = result
     return results

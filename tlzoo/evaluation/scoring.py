@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tlzoo.errors import ConfigurationError, MetricError, did_you_mean
+from tlzoo.evaluation.hardest import hardest_examples
 from tlzoo.evaluation.metrics import canonical_metric_name, load_metric
 from tlzoo.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASKS
 
@@ -75,7 +76,8 @@ def evaluate_predictions(
             multi-label, ``"confusion_matrix"`` adds ``multilabel_confusion_matrix`` ([C][2][2],
             ``[[tn, fp], [fn, tp]]`` per label).
         threshold: Probability threshold for multi-label logits.
-        details: Also compute ``per_class``, ``confusion_matrix`` and ``labels`` (classification).
+        details: Also compute ``per_class``, ``confusion_matrix`` and ``labels`` (classification),
+            and ``hardest``, the worst-predicted examples (see :func:`~tlzoo.evaluation.hardest.hardest_examples`).
             ``False`` gives the scalar metrics only, faster: the training loop's per-epoch
             validation passes need no more.
 
@@ -115,7 +117,10 @@ def evaluate_predictions(
         if label_names is not None:
             logger.debug("label_names is ignored for regression.")
         preds, refs = _regression_inputs(preds, refs)
-        return _to_builtin(_score(task, preds, refs, _REGRESSION_DEFAULTS if metrics is None else metrics))
+        result = _score(task, preds, refs, _REGRESSION_DEFAULTS if metrics is None else metrics)
+        if details:
+            result["hardest"] = hardest_examples(task, preds, refs, [])
+        return _to_builtin(result)
 
     if task == SINGLE_LABEL:
         pred_ids, refs, num_labels = _single_label_inputs(preds, refs, label_names)
@@ -127,6 +132,7 @@ def evaluate_predictions(
         cm = _run(load_metric("confusion_matrix"), pred_ids, refs, labels=list(range(num_labels)))["confusion_matrix"]
         result["confusion_matrix"] = cm
         result["labels"] = names
+        result["hardest"] = hardest_examples(task, preds, refs, names)
         return _to_builtin(result)
 
     pred_matrix, refs = _multi_label_inputs(preds, refs, threshold)
@@ -136,6 +142,8 @@ def evaluate_predictions(
         return _to_builtin(result)
     result["per_class"] = _per_class(pred_matrix, refs, names)
     result["labels"] = names
+    if np.issubdtype(preds.dtype, np.floating) and not _is_binary_matrix(preds):  # logits, not 0/1 decisions
+        result["hardest"] = hardest_examples(task, preds, refs, names)
     return _to_builtin(result)
 
 

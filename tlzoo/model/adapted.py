@@ -32,13 +32,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from tlzoo.errors import ConfigurationError, ModelLoadError, PluginError
 from tlzoo.features import FeatureExtractor
 from tlzoo.heads import TaskSpec, build_head, get_head_factory, parse_head
+from tlzoo.jsonable import dumps
 from tlzoo.model import card as _card
 
 if TYPE_CHECKING:
@@ -51,19 +51,6 @@ CONFIG_NAME = "tlzoo.json"
 HEAD_NAME = "head.safetensors"
 #: The folder of :attr:`AdaptedModel.attachments` read back on load.
 ATTACHMENTS_DIR = "plots"
-
-
-def _jsonable(value: Any) -> Any:
-    """numpy scalars/arrays, tensors, paths and tuples as plain JSON values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray | torch.Tensor):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    return str(value)
 
 
 def split_batch(inputs: Any, modality: Modality) -> tuple[list[Any], bool]:
@@ -289,7 +276,7 @@ class AdaptedModel(nn.Module):
         state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
         save_file(state, str(folder / HEAD_NAME), metadata={"format": "pt"})
         config = self.to_config(export.info)
-        text = json.dumps(config, indent=2, default=_jsonable, allow_nan=True)
+        text = dumps(config, allow_nan=True)
         (folder / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
         _card.write_model_card(folder, json.loads(text), model_name=model_name, repo_id=repo_id)
 

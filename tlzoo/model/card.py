@@ -143,6 +143,12 @@ def _evaluation(metrics: Mapping[str, Any]) -> list[str]:
             rows = [[labels[i] if i < len(labels) else i, *row] for i, row in enumerate(matrix)]
             out.append("Confusion matrix (rows: true label, columns: predicted label):")
             out.append(_table(["true \\ predicted", *labels], rows))
+        hardest = m.get("hardest")
+        if isinstance(hardest, list) and hardest:
+            out.append("Hardest examples (highest loss first):")
+            out.append(_table(["input", "label", "predicted", "loss"],
+                              [[h.get("input", f"row {h.get('index')}"), h.get("label"), h.get("predicted"),
+                                f"{h.get('loss', float('nan')):.3f}"] for h in hardest]))
     return out
 
 
