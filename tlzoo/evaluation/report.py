@@ -97,4 +97,3 @@ def _confusion_table(matrix: Any, labels: Any) -> str:
     for name, row in zip(names, cells):
         lines.append(f"{name:>{width}}  " + " ".join(f"{c:>{col}}" for c in row))
     return "\n".join(lines)
-
