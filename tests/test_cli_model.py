@@ -115,7 +115,7 @@ def test_adapt_json_is_the_only_stdout(wide_bert: Path, reviews: Path, tmp_path:
         (["--head-options", "{not json"], "argument --head-options: must be a JSON object"),
         (["--epochs", "many"], "invalid int value"),
         (["--weight-decay", "-1"], "weight_decay must be a number from 0"),
-        (["--metric-for-best-model", "bleu", "--early-stopping", "2"], "pass greater_is_better=True or False"),
+        (["--metric-for-best-model", "bleu", "--early-stopping", "2"], "pass --greater-is-better or --no-greater-is-better"),
         (["--mixed-precision", "fp64"], "invalid choice"),
         (["--strategy", "linear_prob"], "Did you mean 'linear_probe'"),
         (["--task", "regresion"], "Unknown task 'regresion'"),
@@ -144,6 +144,21 @@ def test_adapt_bad_data_exits_1_with_the_message_only(wide_bert: Path, reviews: 
     caplog.clear()
     assert main(["--debug", "adapt", str(wide_bert), str(reviews), "--label-column", "stars", "-o", str(out)]) == 1
     assert any(record.exc_info for record in caplog.records)  # --debug logs the traceback
+
+
+def test_advice_names_flags_on_the_command_line_and_arguments_in_python(wide_bert: Path, tmp_path: Path,
+                                                                       capsys: Any) -> None:
+    import tlzoo
+    from tlzoo.errors import ColumnNotFoundError
+
+    unguessable = tmp_path / "notes.csv"  # neither column looks like labels
+    unguessable.write_text("note,stars\n" + "".join(f"note {i},{i % 2}\n" for i in range(12)))
+    assert main(["adapt", str(wide_bert), str(unguessable), "--input-column", "note", "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "pass --label-column ..." in err and "label_column=" not in err
+    with pytest.raises(ColumnNotFoundError, match=r"pass label_column=\.\.\.") as raised:
+        tlzoo.adapt(str(wide_bert), str(unguessable), input_column="note")
+    assert "--label-column" not in str(raised.value)  # the command's words do not leak into Python afterwards
 
 
 def test_adapt_without_the_hub_exits_1_with_advice_and_writes_nothing(
@@ -206,11 +221,20 @@ def hub(hub_server: Callable[..., HubServer]) -> HubServer:
 
 def test_push_then_predict_from_the_hub(adapted: dict[str, Any], hub: HubServer, capsys: Any,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    model_dir = adapted["out"] / "model"
-    assert main(["push", str(model_dir), "alice/topics", "--endpoint", hub.endpoint]) == 1  # no token anywhere
-    assert "needs a token" in capsys.readouterr().err and not hub.repo_exists("alice/topics")
+    import tlzoo
 
-    assert main(["push", str(model_dir), "alice/topics", "--token", TOKEN, "--endpoint", hub.endpoint]) == 0
+    model_dir = adapted["out"] / "model"
+    with monkeypatch.context() as patch:  # no token, a namespace not the user's: said before the model loads
+        patch.setattr(tlzoo, "load", lambda *a, **k: pytest.fail("the model was loaded before the token was checked"))
+        assert main(["push", str(model_dir), "alice/topics", "--endpoint", hub.endpoint]) == 1  # no token anywhere
+        assert "needs a token" in capsys.readouterr().err and not hub.repo_exists("alice/topics")
+        assert main(["push", str(model_dir), "bob/topics", "--token", TOKEN, "--endpoint", hub.endpoint]) == 1
+        assert "bob" in capsys.readouterr().err and not hub.repo_exists("bob/topics")
+        assert main(["push", str(adapted["out"] / "nowhere"), "alice/topics", "--token", TOKEN]) == 1
+        assert "is not a folder" in capsys.readouterr().err
+
+    # the output folder of tlzoo adapt stands for its model/, as for predict and evaluate
+    assert main(["push", str(adapted["out"]), "alice/topics", "--token", TOKEN, "--endpoint", hub.endpoint]) == 0
     assert "Pushed" in capsys.readouterr().out
     files = hub.repo_files("alice/topics")
     assert files["plots/training_curves.png"] == (model_dir / "plots" / "training_curves.png").read_bytes()

@@ -192,3 +192,16 @@ def test_class_folders_of_a_modality_without_a_datasets_builder(tmp_path: Path) 
     assert train.features["label"].names == ["math", "os"]
     assert sorted(zip(train["text"], train["label"])) == [("a square root", 0), ("list the files", 1),
                                                           ("make a dir", 1), ("sum of two numbers", 0)]
+
+
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_a_folder_with_one_class_folder_is_the_one_class_error(modality: str, tmp_path: Path) -> None:
+    cat = tmp_path / "photos" / "train" / "cat"  # a split folder above the class folder is no class
+    cat.mkdir(parents=True)
+    for i in range(4):
+        if modality == "image":
+            colour_images(1)["image"][0].save(cat / f"{i}.png")
+        else:
+            (cat / f"{i}.txt").write_text(f"a cat sat on mat number {i}")
+    with pytest.raises(DataError, match=r"only one class \('cat'\).*add a sub-folder per class"):
+        load_target_data(str(tmp_path / "photos"), get_modality(modality))

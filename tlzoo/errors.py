@@ -7,8 +7,11 @@ troubleshooting page (``docs/troubleshooting.md``) lists every class here.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class TlzooError(Exception):
@@ -74,3 +77,29 @@ def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     if not matches:
         return ""
     return " Did you mean " + ", ".join(repr(lowered[m]) for m in matches) + "?"
+
+
+#: Where the user is: ``"python"``, or ``"cli"`` while a ``tlzoo`` command runs (see :func:`setting`).
+INTERFACE: contextvars.ContextVar[str] = contextvars.ContextVar("tlzoo_interface", default="python")
+
+
+def setting(name: str, value: Any = ...) -> str:
+    """How the user sets option *name* to *value*, in the words of where they are.
+
+    From Python, ``label_column=...``; inside a ``tlzoo`` command, its flag
+    (``--label-column ...``; ``--resume`` for ``resume_from=True``). Error
+    messages use it, so that advice names what the user can type. ``...`` stands
+    for a value to choose.
+    """
+    if INTERFACE.get() != "cli":
+        return f"{name}={'...' if value is ... else repr(value)}"
+    from tlzoo.options import AdaptOptions, flag_names
+
+    fields = {f.name: f for f in dataclasses.fields(AdaptOptions)}
+    flag = flag_names(fields[name])[-1] if name in fields else "--" + name.replace("_", "-")
+    if value is True:
+        return flag
+    if value is False:
+        return f"--no-{flag[2:]}"
+    return f"{flag} {'...' if value is ... else value}"
+

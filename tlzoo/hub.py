@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tlzoo.errors import HubError
+from tlzoo.errors import HubError, setting
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,10 @@ STALE_PATTERNS = [
     "*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.ckpt", "*.pkl",
     "plots/*",
 ]  # fmt: skip
-_LOGIN_HINT = "Log in with `hf auth login`, or set the HF_TOKEN environment variable, or pass token=..."
+
+
+def _login_hint() -> str:
+    return f"Log in with `hf auth login`, or set the HF_TOKEN environment variable, or pass {setting('token')}"
 
 
 def _endpoint(endpoint: str | None) -> str:
@@ -42,7 +45,7 @@ def resolve_token(token: str | None) -> str:
 
     found = get_token()
     if not found:
-        raise HubError(f"Pushing to the Hub needs a token with write access, and none was found. {_LOGIN_HINT}")
+        raise HubError(f"Pushing to the Hub needs a token with write access, and none was found. {_login_hint()}")
     return found
 
 
@@ -75,7 +78,7 @@ def hub_error(exc: BaseException, *, repo_id: str, endpoint: str, action: str, p
             if status == 401 and not isinstance(cause, RepositoryNotFoundError):
                 return HubError(
                     f"Cannot {action}: the Hub at {endpoint} rejected the token (401 Unauthorized): it is invalid "
-                    f"or expired. Create a write token at https://huggingface.co/settings/tokens. {_LOGIN_HINT}"
+                    f"or expired. Create a write token at https://huggingface.co/settings/tokens. {_login_hint()}"
                 )
             if status == 403:
                 return HubError(

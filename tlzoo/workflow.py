@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tlzoo.errors import ConfigurationError
+from tlzoo.errors import ConfigurationError, setting
 from tlzoo.heads import TaskSpec, check_head_options, get_head_factory, parse_head
 from tlzoo.hub import unreachable_source_error
 from tlzoo.options import AdaptOptions
@@ -70,8 +70,8 @@ def _check_arguments(*, strategy: str, head: Any, output_dir: Any, overwrite_out
         model_dir = Path(output_dir) / "model"
         if model_dir.exists() and any(model_dir.iterdir()):
             raise ConfigurationError(
-                f"{model_dir} already holds a model; pass overwrite_output_dir=True (--overwrite-output-dir) to "
-                "replace it, resume_from=True (--resume) to continue its training, or choose another output_dir."
+                f"{model_dir} already holds a model; pass {setting('overwrite_output_dir', True)} to replace it, "
+                f"{setting('resume_from', True)} to continue its training, or choose another {setting('output_dir')}."
             )
 
 

@@ -108,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # parse) with their own handlers; passing them on to the root handler as well would print each twice
     for library in SELF_HANDLED:
         logging.getLogger(library).propagate = False
-    from tlzoo.errors import TlzooError
+    from tlzoo.errors import INTERFACE, TlzooError
 
+    interface = INTERFACE.set("cli")  # advice in messages names flags, not keyword arguments
     try:
         return int(args.func(args) or 0)
     except commands.UsageError as exc:
@@ -127,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
         return 1
+    finally:
+        INTERFACE.reset(interface)
     return 0
 
 

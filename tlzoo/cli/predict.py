@@ -232,8 +232,15 @@ def register_evaluate(sub: Any) -> None:
 
 def cmd_push(args: argparse.Namespace) -> int:
     import tlzoo
+    from tlzoo.errors import ModelLoadError
+    from tlzoo.hub import check_push_target
 
-    model = tlzoo.load(args.folder)
+    folder = _model_folder(args.folder)
+    if not Path(folder).is_dir():
+        raise ModelLoadError(f"{args.folder} is not a folder: tlzoo push sends a saved model's folder (such as "
+                             "out/model, or the output folder of tlzoo adapt).")
+    check_push_target(args.repo_id, token=args.token, endpoint=args.endpoint)  # token and namespace, before loading
+    model = tlzoo.load(folder)
     url = model.push_to_hub(args.repo_id, private=args.private, token=args.token, commit_message=args.message,
                             revision=args.revision, endpoint=args.endpoint)
     echo(f"Pushed {args.folder} to {args.repo_id}: {url}")
@@ -246,7 +253,7 @@ def register_push(sub: Any) -> None:
                        epilog="examples:\n  tlzoo push out/model me/my-model\n"
                               "  tlzoo push out/model my-org/my-model --private --endpoint https://hub.example.com",
                        formatter_class=Formatter)
-    p.add_argument("folder", help="saved model folder")
+    p.add_argument("folder", help="saved model folder (or the output folder of tlzoo adapt)")
     p.add_argument("repo_id", help="Hub repo id, org/name")
     p.add_argument("--private", action="store_true", default=None, help="create the repo private")
     p.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")

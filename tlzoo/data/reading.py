@@ -70,6 +70,7 @@ def _read_path(path: str, modality: Modality | None) -> dict[str, Any]:
                 "sub-folder per class with files of an installed modality (`tlzoo plugins` lists their file "
                 "types), a saved dataset, or CSV/JSON/Parquet files."
             )
+        _check_several_classes(local, reader)
         if reader.folder_builder:
             return dict(_load(reader.folder_builder, data_dir=str(local)))
         return read_class_folders(local, reader)
@@ -77,6 +78,22 @@ def _read_path(path: str, modality: Modality | None) -> dict[str, Any]:
         raise DataError(f"Target data path {path!r} does not exist{_nearest_existing(local)}. Check the path; a "
                         "Hub dataset id has the form 'name' or 'org/name'.")
     return dict(_load(path))  # a Hub dataset id
+
+
+#: Sub-folder names that hold splits, not classes, in a folder of class folders.
+SPLIT_FOLDERS = ("train", "training", "validation", "valid", "val", "dev", "test", "testing", "eval")
+
+
+def _check_several_classes(folder: Path, reader: Any) -> None:
+    """A folder of class folders with a single class is the one-class error now, not a missing label column later."""
+    extensions = {e.lower() for e in reader.file_extensions}
+    classes = {p.parent.name for p in folder.rglob("*") if p.suffix.lower() in extensions and p.parent != folder
+               and p.parent.name.lower() not in SPLIT_FOLDERS}
+    if len(classes) == 1:
+        raise DataError(
+            f"The train split has only one class ({next(iter(classes))!r}); classification needs at least two "
+            f"classes. {folder} holds one sub-folder of examples: add a sub-folder per class, with its examples."
+        )
 
 
 def _looks_local(path: str) -> bool:

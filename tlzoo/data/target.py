@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlzoo.data.reading import read_data
-from tlzoo.errors import ColumnNotFoundError, DataError, did_you_mean
+from tlzoo.errors import ColumnNotFoundError, DataError, did_you_mean, setting
 from tlzoo.plugins.modality import Modality
 from tlzoo.tasks import check_task
 
@@ -96,7 +96,7 @@ def find_label_column(ds: Any, label_column: str | None) -> str:
     for name in LABEL_NAMES:
         if name in columns:
             return name
-    raise ColumnNotFoundError(f"Cannot tell which column holds the labels among {columns}; pass label_column=...")
+    raise ColumnNotFoundError(f"Cannot tell which column holds the labels among {columns}; pass {setting('label_column')}")
 
 
 def find_input_column(ds: Any, input_column: str | None, label_column: str, modality: Modality) -> str:
@@ -125,7 +125,7 @@ def find_input_column(ds: Any, input_column: str | None, label_column: str, moda
         preferred = [c for c in matching if c.lower() in (modality.name, *modality.column_names)]
         if len(preferred) == 1:
             return preferred[0]
-        raise DataError(f"Several columns hold {modality.name} data: {matching}; pass input_column=... to choose one.")
+        raise DataError(f"Several columns hold {modality.name} data: {matching}; pass {setting('input_column')} to choose one.")
     others = {c: _column_kind(ds, c, mods) for c in columns}
     found = {c: k[0].name for c, k in others.items() if k}
     if found:
@@ -134,7 +134,7 @@ def find_input_column(ds: Any, input_column: str | None, label_column: str, moda
             f"The source model reads {modality.name}, but the data has no {modality.name} column: {described}. "
             f"Choose a source model for that modality (`tlzoo models --modality {next(iter(found.values()))}`)."
         )
-    raise DataError(f"No {modality.name} column among {columns}; pass input_column=...")
+    raise DataError(f"No {modality.name} column among {columns}; pass {setting('input_column')}")
 
 
 def column_values(ds: Any, name: str) -> list[Any]:

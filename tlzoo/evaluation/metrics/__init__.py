@@ -36,7 +36,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tlzoo.errors import MetricError, did_you_mean
+from tlzoo.errors import MetricError, did_you_mean, setting
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import evaluate
@@ -189,7 +189,7 @@ def higher_is_better(name: str) -> bool:
     key = _ALIASES.get(key, key)
     if key not in _DIRECTION:
         raise MetricError(
-            f"tlzoo does not know whether a larger {name!r} is better; pass greater_is_better=True or False "
-            "(--greater-is-better / --no-greater-is-better)." + did_you_mean(name, _DIRECTION)
+            f"tlzoo does not know whether a larger {name!r} is better; pass {setting('greater_is_better', True)} "
+            f"or {setting('greater_is_better', False)}." + did_you_mean(name, _DIRECTION)
         )
     return _DIRECTION[key]
