@@ -148,14 +148,24 @@ def test_unreadable_file_is_named_before_loading(tmp_path: Path, tiny_models: An
     assert not (tmp_path / "out").exists()
 
 
-def test_nan_loss_stops_with_a_clear_error(tiny_models: Any, tmp_path: Path) -> None:
+def test_a_diverging_loss_stops_with_a_clear_error(tiny_models: Any, tmp_path: Path) -> None:
+    """A learning rate far too high sends the loss to inf: the loop's guard stops before a model is saved."""
     from tlzoo.errors import TrainingError
 
-    ds = datasets.Dataset.from_dict({"text": ["a b", "c d", "e f", "g h"] * 4, "target": [1.0, float("inf"), 2.0, 3.0] * 4})
-    with pytest.raises(TrainingError, match="loss became"):
-        tlzoo.adapt(str(tiny_models("bert")), ds, strategy="linear_probe", epochs=2, output_dir=tmp_path / "o",
-                    validation_size=0, progress=False)
+    ds = datasets.Dataset.from_dict({"text": ["a b", "c d", "e f", "g h"] * 4, "target": [1.5, 4.25, 2.5, 3.75] * 4})
+    with pytest.raises(TrainingError, match="loss became inf in linear_probe epoch 2.*Lower the learning rate"):
+        tlzoo.adapt(str(tiny_models("bert")), ds, strategy="linear_probe", epochs=2, batch_size=4, learning_rate=1e30,
+                    output_dir=tmp_path / "o", validation_size=0, progress=False)
     assert not (tmp_path / "o" / "model").exists()
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf")])
+def test_infinite_regression_targets_are_refused_when_the_data_are_read(bad: float) -> None:
+    ds = datasets.Dataset.from_dict({"text": ["a b", "c d", "e f", "g h"] * 4,
+                                     "target": [1.5, 4.25, 2.5, 3.75] * 3 + [1.5, bad, 2.5, bad]})
+    with pytest.raises(DataError, match=r"'target' has missing, NaN, infinite or non-numeric targets in the train "
+                                        r"split: 2 of 16 rows \(rows \[13, 15\]\)"):
+        load_target_data(ds, text(), task="regression", validation_size=0, test_size=0)
 
 
 @pytest.mark.parametrize("path", ["data/no_such", "./no_such", "no_such.csv", "a/b/c"])
@@ -192,6 +202,107 @@ def test_class_folders_of_a_modality_without_a_datasets_builder(tmp_path: Path) 
     assert train.features["label"].names == ["math", "os"]
     assert sorted(zip(train["text"], train["label"])) == [("a square root", 0), ("list the files", 1),
                                                           ("make a dir", 1), ("sum of two numbers", 0)]
+
+
+# --- files that cannot be decoded: named, with the fix, before any model loads ---------------------------------
+def _image_folder(root: Path, n_per_class: int = 6) -> Path:
+    for i, row in enumerate(colour_images(n_per_class)):
+        (root / row["label"]).mkdir(parents=True, exist_ok=True)
+        row["image"].save(root / row["label"] / f"{i:03d}.png")
+    return root
+
+
+def _audio_folder(root: Path, n_per_class: int = 6) -> Path:
+    from tlzoo.demo.synthetic import make_tones
+
+    tones = make_tones(n_per_class)
+    for i, row in enumerate(tones):
+        folder = root / tones.features["label"].int2str(row["label"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:03d}.wav").write_bytes(row["audio"]["bytes"])
+    return root
+
+
+def _half(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[: len(data) // 2]
+
+
+@pytest.fixture
+def no_backbone_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlzoo import workflow
+
+    monkeypatch.setattr(workflow, "_build_extractor", lambda *a, **k: pytest.fail("the model was loaded"))
+
+
+UNDECODABLE = [
+    # (case, model, folder maker, class folder, file name, its bytes from a good file of the folder)
+    ("0-byte image sniffed first", "vit", _image_folder, "blue", "000-empty.png", lambda good: b""),
+    ("0-byte image late in the data", "vit", _image_folder, "red", "zzz-empty.png", lambda good: b""),
+    ("truncated PNG late in the data", "vit", _image_folder, "red", "zzz-half.png", _half),
+    ("0-byte WAV sniffed first", "wav2vec2", _audio_folder, "220hz", "000-empty.wav", lambda good: b""),
+    ("0-byte WAV late in the data", "wav2vec2", _audio_folder, "880hz", "zzz-empty.wav", lambda good: b""),
+    ("WAV header without samples", "wav2vec2", _audio_folder, "880hz", "zzz-header.wav", lambda good: good.read_bytes()[:44]),
+]
+
+
+@pytest.mark.parametrize(("case", "model", "make", "label", "name", "content"), UNDECODABLE, ids=[c[0] for c in UNDECODABLE])
+def test_an_undecodable_file_in_a_folder_is_named_with_the_fix_before_loading(
+        case: str, model: str, make: Any, label: str, name: str, content: Any, tiny_models: Any, tmp_path: Path,
+        no_backbone_loads: None) -> None:
+    root = make(tmp_path / "data")
+    good = sorted((root / label).iterdir())[0]
+    bad = root / label / name
+    bad.write_bytes(content(good))
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    with pytest.raises(UnreadableExampleError) as info:
+        tlzoo.adapt(str(tiny_models(model)), str(root), output_dir=tmp_path / "out", progress=False)
+    message = str(info.value)
+    assert str(bad) in message and "Remove or replace that file" in message, message
+    assert "train split, row" in message
+    assert not (tmp_path / "out").exists()
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # the user's files unchanged
+
+
+def test_every_undecodable_example_is_counted_and_the_first_ones_named(tmp_path: Path) -> None:
+    images = [row["image"] for row in colour_images(3)]
+    blobs = []
+    for image in images:
+        buffer = __import__("io").BytesIO()
+        image.save(buffer, format="PNG")
+        blobs.append(buffer.getvalue())
+    broken = [0, 2, 3, 4, 5, 6, 8]  # the first rows are the ones column detection samples
+    values = [{"bytes": b"" if i in broken else blob, "path": f"img{i}.png"} for i, blob in enumerate(blobs)]
+    ds = datasets.Dataset.from_dict({"image": values, "label": ["a", "b", "c"] * 3}).cast_column("image", datasets.Image())
+    with pytest.raises(UnreadableExampleError, match=r"^7 examples cannot be read \(train split, row 0: Cannot read "
+                                                     r"image file 'img0.png': the file is empty; .* row 5: .*'img5.png'"
+                                                     r": the file is empty; and 2 more\)\. Remove or replace"):
+        load_target_data(ds, get_modality("image"))
+
+
+def test_an_undecodable_text_file_in_class_folders_is_named(tmp_path: Path) -> None:
+    for label in ("math", "os"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "a.txt").write_text(f"{label} words")
+    bad = tmp_path / "os" / "b.txt"
+    bad.write_bytes(b"\xff\xfe\x00 not utf-8 \xc3")
+    with pytest.raises(UnreadableExampleError, match=rf"{bad}'.*UnicodeDecodeError.*Remove or replace that file"):
+        load_target_data(str(tmp_path), text())
+
+
+def test_an_image_that_fails_only_when_decoded_is_named_with_the_fix(tiny_models: Any, tmp_path: Path,
+                                                                     feature_cache: Path) -> None:
+    """A truncated JPEG passes the header check; decoding it while features are computed names it and the fix."""
+    root = tmp_path / "data"
+    for i, row in enumerate(colour_images(6)):
+        (root / row["label"]).mkdir(parents=True, exist_ok=True)
+        row["image"].save(root / row["label"] / f"{i:03d}.jpg", quality=95)
+    bad = root / "red" / "zzz-half.jpg"
+    bad.write_bytes(_half(root / "red" / "000.jpg"))
+    with pytest.raises(UnreadableExampleError, match=rf"Cannot read image file '{bad}': .*truncated.*Remove or replace it"):
+        tlzoo.adapt(str(tiny_models("vit")), str(root), strategy="linear_probe", output_dir=tmp_path / "out",
+                    progress=False)
+    assert not (tmp_path / "out" / "model").exists()
 
 
 @pytest.mark.parametrize("modality", ["image", "text"])

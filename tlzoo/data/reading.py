@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tlzoo.errors import DataError
+from tlzoo.errors import DataError, UnreadableExampleError
 from tlzoo.plugins.modality import Modality
 
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation", "testing": "test"}
@@ -144,11 +144,22 @@ def read_class_folders(root: Path, modality: Modality) -> dict[str, Any]:
     label = datasets.ClassLabel(names=names)
     splits = {}
     for split, found in files.items():
-        values = [modality.read_file(str(f)) for f in found]
+        values = [_read_one(modality, f) for f in found]
         labels = [names.index(f.parent.name) for f in found]
         table = datasets.Dataset.from_dict({column: values, "label": labels})
         splits[split] = table.cast_column("label", label)
     return splits
+
+
+def _read_one(modality: Modality, file: Path) -> Any:
+    """One example read by the modality's ``read_file``; a file it cannot read is an error naming it and the fix."""
+    try:
+        return modality.read_file(str(file))
+    except UnreadableExampleError as exc:
+        raise UnreadableExampleError(f"{str(exc).rstrip('.')}. Remove or replace that file, then run again.") from exc
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError and the like
+        raise UnreadableExampleError(f"Cannot read the {modality.name} file {str(file)!r}: {type(exc).__name__}: "
+                                     f"{exc}. Remove or replace that file, then run again.") from exc
 
 
 def _load(*args: Any, **kwargs: Any) -> Any:

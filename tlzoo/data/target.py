@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlzoo.data.reading import read_data
-from tlzoo.errors import ColumnNotFoundError, DataError, did_you_mean, setting
+from tlzoo.errors import ColumnNotFoundError, DataError, UnreadableExampleError, did_you_mean, setting
 from tlzoo.plugins.modality import Modality
 from tlzoo.tasks import check_task
 
@@ -67,8 +67,24 @@ class TargetData:
 # --- columns ----------------------------------------------------------------------------
 def _column_kind(ds: Any, column: str, mods: dict[str, Modality]) -> list[Modality]:
     feature = ds.features[column]
-    values = ds[:SAMPLE][column] if len(ds) else []
+    values = _sample(ds, column)
     return sorted((m for m in mods.values() if _safe_is_column(m, feature, values)), key=lambda m: -m.priority)
+
+
+def _sample(ds: Any, column: str) -> list[Any]:
+    """The first :data:`SAMPLE` values of *column*, as recognisers see them.
+
+    A column whose feature decodes its values (``datasets.Image``, ``Audio``)
+    gives them as stored (``{"bytes", "path"}``): its feature already says
+    what it holds, and telling columns apart must not open files (a file that
+    cannot be decoded is named by the example check that follows).
+    """
+    if not len(ds):
+        return []
+    head = ds.select(range(min(SAMPLE, len(ds))))
+    if getattr(ds.features[column], "decode", False):
+        return column_values(head, column)
+    return head[column]
 
 
 def _safe_is_column(modality: Modality, feature: Any, values: list[Any]) -> bool:
@@ -228,10 +244,11 @@ def _encode_labels(splits: dict[str, Any], label_column: str, task: str, names: 
 
 
 def check_labels(splits: dict[str, Any], label_column: str, task: str) -> None:
-    """Refuse missing labels in any split, and NaN or non-numbers as regression targets, naming split and rows.
+    """Refuse missing labels in any split, and NaN, infinite or non-numeric regression targets, naming split and rows.
 
-    Caught here, when the data are read, they cannot end a run late (a NaN
-    loss, a metric error after training) or be scored as a class named "None".
+    Caught here, when the data are read, they cannot end a run late (a NaN or
+    infinite loss, a metric error after training) or be scored as a class
+    named "None".
     """
     import math
 
@@ -246,12 +263,12 @@ def check_labels(splits: dict[str, Any], label_column: str, task: str) -> None:
                 bad.append(row)
             elif task == "regression":
                 try:
-                    if any(math.isnan(float(v)) for v in parts):  # inf: the loss guard stops the run
+                    if not all(math.isfinite(float(v)) for v in parts):
                         bad.append(row)
                 except (TypeError, ValueError):
                     bad.append(row)
         if bad:
-            what = "missing, NaN or non-numeric targets" if task == "regression" else "missing labels"
+            what = "missing, NaN, infinite or non-numeric targets" if task == "regression" else "missing labels"
             raise DataError(
                 f"Label column {label_column!r} has {what} in the {split} split: {len(bad)} of {len(ds)} rows "
                 f"(rows {bad[:5]}{', ...' if len(bad) > 5 else ''}). Remove those examples or fill in their labels."
@@ -340,14 +357,37 @@ def load_target_data(
         )
     splits = _encode_labels(splits, label_column, task, names)
     if check_examples and modality.check_example is not None:
-        for ds in splits.values():
-            for value in column_values(ds, input_column):
-                modality.check_example(value)
+        check_examples_readable(splits, input_column, modality)
     made = _make_splits(splits, label_column, task, seed=seed, test_size=test_size, validation_size=validation_size)
     counts = _class_counts(splits["train"], label_column, task, names)
     target = TargetData(splits, input_column, label_column, task, names, modality.name, counts, made)
     _report(target)
     return target
+
+
+def check_examples_readable(splits: dict[str, Any], input_column: str, modality: Modality) -> None:
+    """Run the modality's example check on every example; one error naming each unreadable one, with the fix.
+
+    :raises UnreadableExampleError: listing the unreadable examples (split,
+        row and the plugin's message, which names the file), before any model loads.
+    """
+    bad: list[str] = []
+    count = 0
+    for split, ds in splits.items():
+        for row, value in enumerate(column_values(ds, input_column)):
+            try:
+                modality.check_example(value)
+            except UnreadableExampleError as exc:
+                count += 1
+                if len(bad) < 5:
+                    bad.append(f"{split} split, row {row}: {str(exc).rstrip('.')}")
+    if count == 1:
+        raise UnreadableExampleError(f"An example cannot be read ({bad[0]}). Remove or replace that file, or drop "
+                                     "the example from the data, then run again.")
+    if count:
+        more = f"; and {count - len(bad)} more" if count > len(bad) else ""
+        raise UnreadableExampleError(f"{count} examples cannot be read ({'; '.join(bad)}{more}). Remove or replace "
+                                     "those files, or drop those examples from the data, then run again.")
 
 
 def _undecoded(ds: Any, column: str) -> Any:

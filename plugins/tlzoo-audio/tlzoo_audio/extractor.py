@@ -37,6 +37,14 @@ def _read(value: Any) -> tuple[np.ndarray, int | None, str | None]:
     raise TypeError(f"expected an array, a datasets Audio value or a file path, got {type(value).__name__}")
 
 
+#: What an error about a clip found while features are computed or the model trains tells the user to do.
+FIX = "Remove or replace it, then run again."
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).rstrip(".") or type(exc).__name__
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, dict) and value.get("path"):
         return f"audio file {value['path']!r}"
@@ -50,12 +58,13 @@ def load_audio(value: Any, sampling_rate: int) -> np.ndarray:
     try:
         data, rate, _ = _read(value)
     except (OSError, RuntimeError, TypeError, ValueError, soundfile.LibsndfileError) as exc:
-        raise UnreadableExampleError(f"Cannot read {_describe(value)}: {exc}") from exc
+        raise UnreadableExampleError(f"Cannot read {_describe(value)}: {_reason(exc)}. {FIX}") from exc
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 2:  # mix channels to mono; the channel axis is the short one
         data = data.mean(axis=0 if data.shape[0] <= data.shape[1] else 1)
     if data.ndim != 1 or data.size == 0:
-        raise UnreadableExampleError(f"Cannot read {_describe(value)}: expected mono or multi-channel samples, got shape {data.shape}.")
+        raise UnreadableExampleError(f"Cannot read {_describe(value)}: expected mono or multi-channel samples, got "
+                                     f"shape {data.shape}. {FIX}")
     if rate is not None and rate != sampling_rate:
         import soxr
 
@@ -64,17 +73,22 @@ def load_audio(value: Any, sampling_rate: int) -> np.ndarray:
 
 
 def check_audio(value: Any) -> None:
-    """Check a clip can be read without decoding all of it when it is a file."""
+    """Check a clip can be read and holds samples, from its header alone when it is a file.
+
+    :raises UnreadableExampleError: naming the file, when it cannot be read or is empty.
+    """
     try:
         if isinstance(value, str | os.PathLike):
-            soundfile.info(os.fspath(value))
+            frames = soundfile.info(os.fspath(value)).frames
         elif isinstance(value, dict) and "array" not in value:
             source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value.get("path")
-            soundfile.info(source)
+            frames = soundfile.info(source).frames
         else:
-            _read(value)
+            frames = np.asarray(_read(value)[0]).size
     except (OSError, RuntimeError, TypeError, ValueError, KeyError, soundfile.LibsndfileError) as exc:
-        raise UnreadableExampleError(f"Cannot read {_describe(value)}: {exc}") from exc
+        raise UnreadableExampleError(f"Cannot read {_describe(value)}: {_reason(exc)}.") from exc
+    if not frames:
+        raise UnreadableExampleError(f"Cannot read {_describe(value)}: it holds no samples.")
 
 
 class AudioFeatureExtractor(FeatureExtractor):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from tlzoo.errors import ConfigurationError, UnreadableExampleError
 from tlzoo.features import FeatureExtractor, load_backbone
@@ -18,8 +19,18 @@ POOLINGS = ("auto", "cls", "mean", "pooler")
 
 
 def open_image(value: Any, *, verify_only: bool = False) -> Image.Image:
-    """Turn a PIL image, array, path or ``{"bytes", "path"}`` mapping into an RGB image."""
+    """Turn a PIL image, array, path or ``{"bytes", "path"}`` mapping into an RGB image.
+
+    ``verify_only=True`` is the cheap check run on the data before any model
+    loads: the header is read and, for formats whose decoder can check a file
+    without decoding it (PNG's chunk checksums, WebP), the whole file is
+    verified, so a truncated PNG is named then. The image returned by a check
+    must not be used.
+
+    :raises UnreadableExampleError: naming the file, when it cannot be read.
+    """
     name = None
+    opened = False  # opened from bytes or a file (not a PIL image or an array): the decoder can verify it
     try:
         if isinstance(value, Image.Image):
             image = value
@@ -27,9 +38,11 @@ def open_image(value: Any, *, verify_only: bool = False) -> Image.Image:
             name = value.get("path")
             data = value.get("bytes")
             image = Image.open(io.BytesIO(data)) if data is not None else Image.open(name)
+            opened = True
         elif isinstance(value, str | os.PathLike):
             name = os.fspath(value)
             image = Image.open(name)
+            opened = True
         elif isinstance(value, np.ndarray):
             array = value
             if array.dtype != np.uint8:
@@ -42,11 +55,27 @@ def open_image(value: Any, *, verify_only: bool = False) -> Image.Image:
             raise TypeError(f"expected a PIL image, array, file path or datasets Image value, got {type(value).__name__}")
         if verify_only:
             image.size  # noqa: B018 - reading the header is the check
+            if opened:
+                image.verify()
             return image
         return image.convert("RGB")
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, SyntaxError, EOFError, struct.error) as exc:
         what = f"image file {name!r}" if name else "an image"
-        raise UnreadableExampleError(f"Cannot read {what}: {exc}") from exc
+        fix = "" if verify_only else " Remove or replace it, then run again."
+        raise UnreadableExampleError(f"Cannot read {what}: {_reason(exc, value)}.{fix}") from exc
+
+
+def _reason(exc: BaseException, value: Any) -> str:
+    """Why an image cannot be read, in words (Pillow's "cannot identify" names a buffer, not the file)."""
+    if isinstance(exc, UnidentifiedImageError):
+        try:
+            data = value.get("bytes") if isinstance(value, dict) else None
+            empty = len(data) == 0 if data is not None else os.path.getsize(value["path"] if isinstance(value, dict)
+                                                                            else value) == 0
+        except (OSError, TypeError, KeyError):
+            empty = False
+        return "the file is empty" if empty else "it is not an image in a format Pillow reads"
+    return str(exc).rstrip(".") or type(exc).__name__
 
 
 class ImageFeatureExtractor(FeatureExtractor):
