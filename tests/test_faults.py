@@ -36,6 +36,15 @@ def truncate(path: Path, keep: float = 0.5) -> None:
     path.write_bytes(data[: int(len(data) * keep)])
 
 
+def flip_bytes(path: Path) -> None:
+    """Invert 8 bytes in the middle of *path*'s data (past a safetensors header): the same size, the same header."""
+    data = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little") if path.suffix == ".safetensors" else 0
+    middle = start + (len(data) - start) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    path.write_bytes(bytes(data))
+
+
 def same_result(a: Any, b: Any) -> None:
     """Two adapt() results are the same run, bit for bit: the same losses, head weights and test metrics."""
     assert [h["epoch"] for h in a.history] == [h["epoch"] for h in b.history]
@@ -73,6 +82,8 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
         b"\xff" * 8 + (ck / "model.safetensors").read_bytes()[8:]),
     "truncated optimizer.bin": lambda ck: truncate(ck / "optimizer.bin"),
     "missing optimizer.bin": lambda ck: (ck / "optimizer.bin").unlink(),
+    "same-size corrupted model.safetensors": lambda ck: flip_bytes(ck / "model.safetensors"),
+    "same-size corrupted optimizer.bin": lambda ck: flip_bytes(ck / "optimizer.bin"),
     "unfinished save (no trainer state)": lambda ck: (ck / STATE_FILE).unlink(),
 }
 
@@ -114,13 +125,47 @@ def test_resuming_from_a_named_damaged_checkpoint_names_it(probe_run: tuple[Any,
     assert str(named / STATE_FILE) in str(info.value) and "resume_from=True" in str(info.value)
 
 
+def test_a_checkpoint_from_before_digests_is_checked_by_size(probe_run: tuple[Any, Path], tmp_path: Path) -> None:
+    from tlzoo.training.checkpoints import checkpoint_problem, find_checkpoint
+
+    out = _copy_run(probe_run, tmp_path)
+    for checkpoint in scan_checkpoints(out / "checkpoints", warn=False)[0]:
+        state = json.loads((checkpoint / STATE_FILE).read_text())
+        state["files"] = {name: record["bytes"] for name, record in state["files"].items()}
+        (checkpoint / STATE_FILE).write_text(json.dumps(state))
+    latest = out / "checkpoints" / "linear_probe-epoch-0003"
+    assert find_checkpoint(True, out / "checkpoints") == latest
+    truncate(latest / "optimizer.bin")
+    assert "truncated" in checkpoint_problem(latest, verify=True)
+
+
+def test_a_named_checkpoint_changed_in_place_is_refused_by_its_digest(probe_run: tuple[Any, Path], tiny_models: Any,
+                                                                      tmp_path: Path) -> None:
+    from tlzoo.training.checkpoints import checkpoint_problem
+
+    out = _copy_run(probe_run, tmp_path)
+    named = out / "checkpoints" / "linear_probe-epoch-0003"
+    flip_bytes(named / "model.safetensors")
+    assert checkpoint_problem(named) is None  # sizes and headers agree: only the digest tells
+    with pytest.raises(TrainingError, match="cannot be resumed from") as info:
+        tlzoo.adapt(str(tiny_models("vit")), colour_images(8), output_dir=out, resume_from=str(named), **PROBE)
+    assert str(named / "model.safetensors") in str(info.value) and "SHA-256" in str(info.value)
+
+
 def test_the_trainer_state_lists_every_file_and_is_written_atomically(probe_run: tuple[Any, Path],
                                                                       monkeypatch: pytest.MonkeyPatch,
                                                                       tmp_path: Path) -> None:
     checkpoint = probe_run[1] / "checkpoints" / "linear_probe-epoch-0003"
+    from tlzoo.durable import sha256_file
+
     state = json.loads((checkpoint / STATE_FILE).read_text())
-    on_disk = {p.name: p.stat().st_size for p in checkpoint.iterdir() if p.name != STATE_FILE}
+    on_disk = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in checkpoint.iterdir()
+               if p.name != STATE_FILE}
     assert state["files"] == on_disk and "model.safetensors" in on_disk
+    import hashlib
+
+    model = checkpoint / "model.safetensors"
+    assert on_disk["model.safetensors"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     # a write that fails half-way leaves the old file whole, and no temporary file behind
     from tlzoo import durable
 
@@ -624,8 +669,8 @@ def _with_labels(labels: list[Any], split_labels: dict[str, list[Any]] | None = 
     return datasets.DatasetDict(out)
 
 
-@pytest.mark.parametrize("bad", [float("nan"), None])
-def test_nan_or_missing_regression_targets_are_refused_when_the_data_are_read(bad: Any, tiny_models: Any,
+@pytest.mark.parametrize("bad", [float("nan"), None, float("inf"), float("-inf")])
+def test_nan_infinite_or_missing_regression_targets_are_refused_when_the_data_are_read(bad: Any, tiny_models: Any,
                                                                              no_model_loads: None) -> None:
     from tlzoo.errors import DataError
 

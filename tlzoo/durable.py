@@ -5,8 +5,9 @@ flushed and ``fsync``-ed, then renamed over its final name with
 ``os.replace``, and the folder is ``fsync``-ed so the rename itself survives a
 power loss. A reader therefore sees the old file or the new one, never half of
 one. :func:`safetensors_problem` tells, from the header and the file size
-alone (no tensor is read), whether a ``.safetensors`` file is complete, and
-:func:`pickle_problem` whether a file is a pickle that must not be loaded.
+alone (no tensor is read), whether a ``.safetensors`` file is complete,
+:func:`pickle_problem` whether a file is a pickle that must not be loaded, and
+:func:`sha256_file` gives the digest that proves a file unchanged since it was written.
 Everything tlzoo creates follows the user's umask (:func:`follow_umask`).
 
 A folder saved atomically is staged in a hidden sibling named after its owner
@@ -19,6 +20,7 @@ unknown, or on another host) nothing in them changed for
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -59,6 +61,12 @@ def fsync_file(path: str | os.PathLike[str]) -> None:
     """Flush a file written by someone else (a library's ``save``) to the disk."""
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's content, as hex (what ``sha256sum`` prints), read in one sequential pass."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:

@@ -4,14 +4,16 @@ A checkpoint is a folder ``<output_dir>/checkpoints/<phase>-epoch-<NNNN>/``
 holding accelerate's ``save_state`` files (model, optimizer, scheduler, random
 states), the best weights so far when early stopping tracks them, and
 ``tlzoo_trainer_state.json``: the loop's state, the training history and a
-manifest of every other file with its size. The state file is the commit
-record. It is written last, atomically, after every other file has been
-flushed to the disk; until it exists the folder is not a checkpoint.
+manifest of every other file with its size and SHA-256. The state file is the
+commit record. It is written last, atomically, after every other file has
+been flushed to the disk; until it exists the folder is not a checkpoint.
 
-Reading checks each candidate cheaply (the state parses, every file of the
+Listing checkpoints checks each cheaply (the state parses, every file of the
 manifest has its size, every ``.safetensors`` header agrees with its file
-size). ``resume_from=True`` skips a damaged checkpoint with a warning naming
-it and resumes from the latest complete one; an explicitly named damaged
+size); the one a run resumes from is also checked against its digests (one
+read of its files), so a file changed in place, at the same size, is found
+too. ``resume_from=True`` skips a damaged checkpoint with a warning naming it
+and resumes from the latest complete one; an explicitly named damaged
 checkpoint is a :class:`~tlzoo.errors.TrainingError`.
 """
 
@@ -24,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tlzoo.durable import follow_umask, fsync_dir, fsync_file, safetensors_problem, write_atomic
+from tlzoo.durable import follow_umask, fsync_dir, fsync_file, safetensors_problem, sha256_file, write_atomic
 from tlzoo.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -71,7 +73,7 @@ def save_checkpoint(accelerator: Any, settings: LoopSettings, state: dict[str, A
         for file in sorted(path.iterdir()):
             if file.is_file() and file.name != STATE_FILE and not file.name.startswith("."):
                 fsync_file(file)
-                files[file.name] = file.stat().st_size
+                files[file.name] = {"bytes": file.stat().st_size, "sha256": sha256_file(file)}
         fsync_dir(path)
         complete, _ = scan_checkpoints(settings.checkpoint_dir, warn=False)
         sequence = 1 + max((_sequence(p)[0] for p in complete), default=0)
@@ -100,9 +102,12 @@ def _sequence(path: Path) -> tuple[int, int]:
 
 
 def read_state(path: str | Path) -> dict[str, Any]:
-    """The trainer state of the checkpoint *path*, with ``"path"``; a :class:`TrainingError` if it is damaged."""
+    """The trainer state of the checkpoint *path*, with ``"path"``; a :class:`TrainingError` if it is damaged.
+
+    Every file is checked against the digest the state recorded for it.
+    """
     path = Path(path)
-    problem = checkpoint_problem(path)
+    problem = checkpoint_problem(path, verify=True)
     if problem is not None:
         raise TrainingError(
             f"The checkpoint {path} cannot be resumed from: {problem}. Resume from an earlier checkpoint, or with "
@@ -113,8 +118,13 @@ def read_state(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def checkpoint_problem(path: Path) -> str | None:
-    """What makes the checkpoint folder *path* unusable, or ``None`` when it is complete."""
+def checkpoint_problem(path: Path, *, verify: bool = False) -> str | None:
+    """What makes the checkpoint folder *path* unusable, or ``None`` when it is complete.
+
+    :param verify: also read every file and compare it with the SHA-256 the
+        trainer state recorded (checkpoints written before digests were
+        recorded are checked by size only).
+    """
     state_file = path / STATE_FILE
     if not state_file.is_file():
         return f"it has no {STATE_FILE} (its save did not finish)"
@@ -127,17 +137,22 @@ def checkpoint_problem(path: Path) -> str | None:
     if not isinstance(state["epoch"], int) or not isinstance(state["history"], list):
         return f"{state_file} is not a valid trainer state"
     manifest = state.get("files")
-    if isinstance(manifest, dict):
-        for name, size in manifest.items():
-            file = path / name
-            if not file.is_file():
-                return f"{file} is missing"
-            if file.stat().st_size != size:
-                return f"{file} is truncated or damaged ({file.stat().st_size} bytes, {size} were written)"
+    manifest = manifest if isinstance(manifest, dict) else {}
+    for name, record in manifest.items():
+        file = path / name
+        size = record.get("bytes") if isinstance(record, dict) else record  # older states: the size alone
+        if not file.is_file():
+            return f"{file} is missing"
+        if file.stat().st_size != size:
+            return f"{file} is truncated or damaged ({file.stat().st_size} bytes, {size} were written)"
     for file in sorted(path.glob("*.safetensors")):
         problem = safetensors_problem(file)
         if problem is not None:
             return f"{file}: {problem}"
+    if verify:
+        for name, record in manifest.items():
+            if isinstance(record, dict) and "sha256" in record and sha256_file(path / name) != record["sha256"]:
+                return f"{path / name} was changed after it was written (its SHA-256 differs from the one recorded)"
     return None
 
 
@@ -172,6 +187,12 @@ def find_checkpoint(resume_from: str | Path | bool, checkpoint_dir: Path | None)
         if checkpoint_dir is None or not checkpoint_dir.is_dir():
             raise TrainingError("resume_from=True needs output_dir with checkpoints from an earlier run.")
         complete, damaged = scan_checkpoints(checkpoint_dir)
+        while complete:  # the newest whose files match their digests
+            problem = checkpoint_problem(complete[-1], verify=True)
+            if problem is None:
+                break
+            logger.warning("Skipping the checkpoint %s: %s.", complete[-1], problem)
+            damaged.append((complete.pop(), problem))
         if not complete:
             if damaged:
                 details = "; ".join(f"{p.name}: {why}" for p, why in damaged)
