@@ -1,8 +1,15 @@
-"""Audio feature extractor: any ``AutoModel`` audio backbone + its feature extractor."""
+"""Audio feature extractor: any ``AutoModel`` audio backbone + its feature extractor.
+
+A backbone needs a minimum number of samples per clip (:func:`minimum_samples`:
+a convolutional feature encoder's receptive field, one filterbank frame for
+AST). A shorter clip is padded with silence to that length, with a warning
+naming it, so training and prediction never fail inside the backbone on it.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +21,49 @@ import torch
 from tlzoo.errors import ConfigurationError, UnreadableExampleError
 from tlzoo.features import FeatureExtractor, load_backbone
 
+logger = logging.getLogger(__name__)
+
 POOLINGS = ("auto", "mean", "pooler")
+#: Samples in one filterbank frame of AST's feature extractor (25 ms at 16 kHz).
+AST_FRAME_SAMPLES = 400
+
+
+def _samples_for_frames(config: Any, frames: int) -> int:
+    """The fewest input samples a convolutional feature encoder turns into *frames* frames."""
+    need = frames
+    for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride, strict=True))):
+        need = (need - 1) * int(stride) + int(kernel)
+    return need
+
+
+def minimum_samples(config: Any) -> int:
+    """The fewest samples one clip must have for a backbone with this *config* to give it a feature vector.
+
+    Read from the config alone (no weights needed): a convolutional feature
+    encoder (wav2vec 2.0, HuBERT, WavLM, ...) needs the input length that its
+    ``conv_kernel``/``conv_stride`` layers turn into one frame (400 samples,
+    25 ms at 16 kHz, for ``wav2vec2-base``); AST needs one 25 ms filterbank
+    frame; Whisper pads every clip to 30 s itself.
+    """
+    if getattr(config, "conv_kernel", None) and getattr(config, "conv_stride", None):
+        return _samples_for_frames(config, 1)
+    if getattr(config, "model_type", None) == "audio-spectrogram-transformer":
+        return AST_FRAME_SAMPLES
+    return 1
+
+
+def training_samples(config: Any) -> int:
+    """The fewest samples a batch must span while the backbone trains: SpecAugment masks spans of time frames.
+
+    With ``mask_time_prob > 0`` a wav2vec 2.0-style backbone in training mode
+    refuses a batch of fewer than ``mask_time_length`` frames (3360 samples,
+    210 ms, for ``wav2vec2-base``); otherwise :func:`minimum_samples`.
+    """
+    floor = minimum_samples(config)
+    masks = getattr(config, "apply_spec_augment", False) and getattr(config, "mask_time_prob", 0) > 0
+    if masks and getattr(config, "conv_kernel", None):
+        return max(floor, _samples_for_frames(config, int(getattr(config, "mask_time_length", 1))))
+    return floor
 
 
 def _read(value: Any) -> tuple[np.ndarray, int | None, str | None]:
@@ -138,8 +187,39 @@ class AudioFeatureExtractor(FeatureExtractor):
         # Group-norm convolutions (wav2vec2-base) see padding; run those clips one by one.
         return getattr(self.backbone.config, "feat_extract_norm", None) == "group"
 
+    @property
+    def minimum_samples(self) -> int:
+        """The fewest samples a clip must have (:func:`minimum_samples`); shorter clips are padded with silence."""
+        return minimum_samples(self.backbone.config)
+
+    def _pad_short(self, clips: list[np.ndarray], values: Sequence[Any]) -> list[np.ndarray]:
+        """Clips shorter than the backbone's minimum, padded at the end with silence; a warning names each, once."""
+        need = self.minimum_samples
+        short = [i for i, clip in enumerate(clips) if len(clip) < need]
+        if not short:
+            return clips
+        warned = getattr(self, "_warned_short", None)
+        if warned is None:
+            self._warned_short = warned = set()
+        named = []
+        for i in short:
+            name = f"{_describe(values[i])} ({1000 * len(clips[i]) / self.sampling_rate:.1f} ms)"
+            if name not in warned:
+                warned.add(name)
+                named.append(name)
+            clips[i] = np.pad(clips[i], (0, need - len(clips[i])))
+        if named:
+            logger.warning(
+                "%s shorter than the %d samples (%.0f ms at %d Hz) that %s needs: %s. Padded with silence to that "
+                "length; remove such clips from the data if they should not count.",
+                "A clip is" if len(named) == 1 else f"{len(named)} clips are", need,
+                1000 * need / self.sampling_rate, self.sampling_rate, self.source, ", ".join(named[:5])
+                + (f" and {len(named) - 5} more" if len(named) > 5 else ""),
+            )
+        return clips
+
     def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
-        clips = [load_audio(v, self.sampling_rate) for v in values]
+        clips = self._pad_short([load_audio(v, self.sampling_rate) for v in values], values)
         kwargs: dict[str, Any] = {"sampling_rate": self.sampling_rate, "return_tensors": "pt"}
         if self._is_whisper:
             kwargs["return_attention_mask"] = True
@@ -160,9 +240,27 @@ class AudioFeatureExtractor(FeatureExtractor):
             parts = []
             for i, length in enumerate(batch["tlzoo_lengths"].tolist()):
                 one = {"input_values": batch["input_values"][i : i + 1, :length], "tlzoo_lengths": batch["tlzoo_lengths"][i : i + 1]}
-                parts.append(super().forward(**one))
+                parts.append(super().forward(**self._long_enough_to_train(one)))
             return torch.cat(parts)
-        return super().forward(**batch)
+        return super().forward(**self._long_enough_to_train(batch))
+
+    def _long_enough_to_train(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """While the backbone trains, a batch too short for SpecAugment's time masks, padded to :func:`training_samples`.
+
+        The padding is masked out where the backbone takes an attention mask
+        (the features stay those of the clips); without one (group-norm
+        encoders, run one clip at a time) the clip trains with silence after it.
+        """
+        values = batch.get("input_values")
+        if not self.backbone.training or values is None or values.ndim != 2:
+            return batch
+        missing = training_samples(self.backbone.config) - values.shape[-1]
+        if missing <= 0:
+            return batch
+        padded = dict(batch, input_values=torch.nn.functional.pad(values, (0, missing)))
+        if "attention_mask" in batch:
+            padded["attention_mask"] = torch.nn.functional.pad(batch["attention_mask"], (0, missing))
+        return padded
 
     def pool(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         pooled = getattr(outputs, "pooler_output", None)
