@@ -546,6 +546,19 @@ def test_a_saved_model_follows_the_umask(saved_copy: tuple[Any, Path], tmp_path:
     assert modes and all(mode == (0o775 if (folder / name).is_dir() else 0o664) for name, mode in modes.items()), modes
 
 
+def test_everything_a_run_writes_follows_the_umask(tiny_models: Any, tmp_path: Path, feature_cache: Path) -> None:
+    old = os.umask(0o007)
+    try:
+        tlzoo.adapt(str(tiny_models("vit")), colour_images(4), output_dir=tmp_path / "out", **{**PROBE, "epochs": 2})
+    finally:
+        os.umask(old)
+    written = [p for root in (tmp_path / "out", feature_cache) for p in [root, *root.rglob("*")]]
+    assert any(p.name == "model.safetensors" for p in written) and any(p.suffix == ".npy" for p in written)
+    assert any(p.name == STATE_FILE for p in written)
+    modes = {str(p): p.stat().st_mode & 0o777 for p in written}
+    assert all(mode == (0o770 if Path(p).is_dir() else 0o660) for p, mode in modes.items()), modes
+
+
 def test_a_failed_write_leaves_the_previous_model_intact(saved_copy: tuple[Any, Path],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
