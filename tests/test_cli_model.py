@@ -175,9 +175,9 @@ def test_adapt_without_the_hub_exits_1_with_advice_and_writes_nothing(
     err = capsys.readouterr().err
     assert code == 1
     assert "Cannot load the source model 'sentence-transformers/all-MiniLM-L6-v2': the Hub at http://127.0.0.1:9 " \
-           "could not be reached" in err
+           "cannot be reached" in err
     assert "local model folder" in err and "Traceback" not in err
-    assert no_backoff_sleep, "huggingface_hub retried before giving up"
+    assert not no_backoff_sleep, "huggingface_hub retried although one try showed the Hub cannot be reached"
     # its retry warnings print once, through its own handler, not a second time through the root one
     assert not [r for r in passed_on if r.name.startswith("huggingface_hub")]
     assert not (tmp_path / "out").exists()

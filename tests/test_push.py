@@ -153,7 +153,7 @@ def test_load_of_a_missing_repo(hub: HubServer, tmp_path: Path) -> None:
 
 
 def test_load_when_the_hub_is_unreachable(online: None, tmp_path: Path) -> None:
-    with pytest.raises(HubError, match=r"could not reach http://127.0.0.1:9"):
+    with pytest.raises(HubError, match=r"the Hub at http://127.0.0.1:9 cannot be reached"):
         load("alice/anything", endpoint="http://127.0.0.1:9", cache_dir=tmp_path)
 
 

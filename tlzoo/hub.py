@@ -3,14 +3,26 @@
 A push is one ``upload_folder`` commit of a saved folder -- atomic on the Hub:
 all files land together or none do. Failures become :class:`tlzoo.errors.HubError`
 with a message that says what went wrong and what to do.
+
+Without a network, huggingface_hub retries each request for about half a
+minute before it gives up. :func:`offline_if_unreachable` asks once, in a
+second or two, whether the Hub can be reached at all; when it cannot, the work
+inside runs offline (local folders and the cache only), and
+:func:`check_source_available` fails at once, before any data is read, for a
+source model the cache does not hold.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from tlzoo.errors import HubError, setting
 
@@ -26,6 +38,87 @@ STALE_PATTERNS = [
 
 def _login_hint() -> str:
     return f"Log in with `hf auth login`, or set the HF_TOKEN environment variable, or pass {setting('token')}"
+
+
+#: Seconds :func:`hub_reachable` waits for the Hub to accept a connection.
+PROBE_TIMEOUT = 3.0
+#: The endpoint that could not be reached, while :func:`offline_if_unreachable` works offline.
+_UNREACHABLE: contextvars.ContextVar[str | None] = contextvars.ContextVar("tlzoo_unreachable_hub", default=None)
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_reachable(endpoint: str | None = None, *, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether the Hub's host accepts a TCP connection within *timeout* seconds (one try, no retries).
+
+    Behind a proxy (``HTTPS_PROXY`` and the like) the Hub's own host cannot be
+    asked directly; the answer is then ``True`` and the libraries' own requests decide.
+    """
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return True
+    url = urlparse(_endpoint(endpoint))
+    if not url.hostname:
+        return True
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def offline_if_unreachable(endpoint: str | None = None, *, needed: bool = True) -> Iterator[bool]:
+    """Work offline inside the block when the Hub cannot be reached; yields whether it does.
+
+    With ``HF_HUB_OFFLINE`` already set, or a Hub that answers, nothing
+    changes. Otherwise huggingface_hub, transformers and datasets are switched
+    to offline mode for the block (and back after it): models and data sets in
+    the local cache load at once instead of after half a minute of retries,
+    and anything else fails at once with advice (see :func:`check_source_available`).
+    ``needed=False`` (the work reads local files only) skips the question.
+    """
+    from huggingface_hub import constants
+
+    if not needed or constants.HF_HUB_OFFLINE or hub_reachable(endpoint):
+        yield False
+        return
+    import sys
+
+    url = _endpoint(endpoint)
+    logger.warning("The Hub at %s cannot be reached: working offline, from local folders and the cache.", url)
+    # datasets copies the setting when it is imported: switch its copy too if it is loaded (now or in the block)
+    datasets_was = getattr(sys.modules.get("datasets.config"), "HF_HUB_OFFLINE", None)
+    constants.HF_HUB_OFFLINE = True
+    if datasets_was is not None:
+        sys.modules["datasets.config"].HF_HUB_OFFLINE = True
+    marker = _UNREACHABLE.set(url)
+    try:
+        yield True
+    finally:
+        _UNREACHABLE.reset(marker)
+        constants.HF_HUB_OFFLINE = False
+        if "datasets.config" in sys.modules:
+            sys.modules["datasets.config"].HF_HUB_OFFLINE = bool(datasets_was)
+
+
+def check_source_available(repo_id: str, *, revision: str | None = None) -> None:
+    """Offline (set, or because the Hub cannot be reached), a source model not in the cache fails now.
+
+    A local folder, or any source while the Hub is reachable, passes: what
+    loading it needs is checked when it loads. Raises :class:`HubError` with
+    the same advice as a failed load, before any data is read.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not constants.is_offline_mode() or Path(repo_id).expanduser().is_dir():
+        return
+    if isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str):
+        return
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    error = unreachable_source_error(LocalEntryNotFoundError(f"{repo_id} is not in the cache"), repo_id)
+    assert error is not None
+    raise error
 
 
 def _endpoint(endpoint: str | None) -> str:
@@ -71,6 +164,9 @@ def hub_error(exc: BaseException, *, repo_id: str, endpoint: str, action: str, p
 
     namespace = repo_id.split("/")[0] if "/" in repo_id else "your account"
     for cause in _causes(exc):
+        if isinstance(cause, OfflineModeIsEnabled) and _UNREACHABLE.get() is not None:
+            return HubError(f"Cannot {action}: the Hub at {_UNREACHABLE.get()} cannot be reached; check the network "
+                            "connection (or HF_ENDPOINT) and retry.")
         if isinstance(cause, OfflineModeIsEnabled):
             return HubError(f"Cannot {action}: HF_HUB_OFFLINE is set, so the Hub is not contacted. Unset it and retry.")
         if isinstance(cause, HfHubHTTPError) and cause.response is not None:
@@ -123,6 +219,13 @@ def unreachable_source_error(exc: BaseException, source: str) -> HubError | None
         f"{source} --local-dir DIR` on a machine that reaches the Hub), or copy a Hugging Face cache that holds it "
         "and point HF_HOME at it"
     )
+    unreachable = _UNREACHABLE.get()
+    if unreachable is not None:
+        return HubError(
+            f"Cannot load the source model {source!r}: the Hub at {unreachable} cannot be reached, and the local "
+            f"cache ({constants.HF_HUB_CACHE}) does not hold it. Check the network connection (or HF_ENDPOINT), or "
+            f"{fixes}."
+        )
     if constants.is_offline_mode():
         return HubError(
             f"Cannot load the source model {source!r}: HF_HUB_OFFLINE is set, so only the local cache "
@@ -228,16 +331,21 @@ def download_model(
     endpoint: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Download (or reuse from the cache) the snapshot of the model repo *repo_id*; return its folder."""
+    """Download (or reuse from the cache) the snapshot of the model repo *repo_id*; return its folder.
+
+    When the Hub cannot be reached, a snapshot in the cache is used as it is
+    (see :func:`offline_if_unreachable`).
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
 
     url = _endpoint(endpoint)
     kwargs: dict[str, Any] = {"revision": revision, "token": token, "endpoint": url, "cache_dir": cache_dir}
-    try:
-        return Path(snapshot_download(repo_id, repo_type="model", **kwargs))
-    except HFValidationError as exc:
-        raise HubError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id: {exc}") from exc
-    except Exception as exc:
-        error = hub_error(exc, repo_id=repo_id, endpoint=url, action=f"download {repo_id}", push=False)
-        raise HubError(f"{error} (No local folder {repo_id!r} exists either.)") from exc
+    with offline_if_unreachable(url):  # a cached snapshot at once; else one try, not half a minute of retries
+        try:
+            return Path(snapshot_download(repo_id, repo_type="model", **kwargs))
+        except HFValidationError as exc:
+            raise HubError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id: {exc}") from exc
+        except Exception as exc:
+            error = hub_error(exc, repo_id=repo_id, endpoint=url, action=f"download {repo_id}", push=False)
+            raise HubError(f"{error} (No local folder {repo_id!r} exists either.)") from exc

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tlzoo.errors import ModalityNotAvailableError, RegistryError, UnknownModelError, did_you_mean
+from tlzoo.errors import HubError, ModalityNotAvailableError, RegistryError, UnknownModelError, did_you_mean
 from tlzoo.plugins.modality import distribution_for
 
 logger = logging.getLogger(__name__)
@@ -264,6 +264,12 @@ def _load_config(source: str, *, revision: str | None, token: str | bool | None,
             f"Unknown source model {source!r}: not a zoo entry, a Hub id (org/name) or a local folder. "
             "`tlzoo models` lists the zoo." + did_you_mean(source, candidates)
         )
+    from tlzoo.hub import check_source_available
+
+    try:  # offline and not cached: said before transformers loads
+        check_source_available(source, revision=revision)
+    except HubError as exc:
+        raise HubError(str(exc) + did_you_mean(source, candidates)) from None
     from transformers import AutoConfig
 
     try:

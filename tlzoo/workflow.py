@@ -114,9 +114,22 @@ def adapt(source: Any, data: Any, options: AdaptOptions | None = None, **kwargs:
     if options is not None:
         base["token"] = options.token
     opts = AdaptOptions.from_dict({**base, **kwargs})
+    from tlzoo.hub import offline_if_unreachable
+
     # tlzoo's own bars, and the Hub's download bars; never the weight-loading and data-mapping ones
-    with library_progress_bars(hub=opts.progress, transformers=False, datasets=False):
+    with library_progress_bars(hub=opts.progress, transformers=False, datasets=False), \
+            offline_if_unreachable(opts.hub_endpoint, needed=_uses_hub(source, data, opts)):
         return _adapt(source, data, opts)
+
+
+def _uses_hub(source: Any, data: Any, options: AdaptOptions) -> bool:
+    """Whether the run may need the Hub: a source or data named but not on disk, or a push."""
+    import os
+
+    def remote(value: Any) -> bool:
+        return isinstance(value, str | os.PathLike) and not Path(value).expanduser().exists()
+
+    return bool(options.push_to_hub) or remote(source) or remote(data)
 
 
 def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
@@ -142,6 +155,11 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
 
         check_push_target(push_to_hub, token=token if isinstance(token, str) else None, endpoint=hub_endpoint)
     src = resolve_source(source, revision=revision, registry=registry, token=token)
+    from tlzoo.data.reading import check_data_path
+    from tlzoo.hub import check_source_available
+
+    check_data_path(data)  # the cheap checks of both, before either is read
+    check_source_available(src.hub_id, revision=src.revision)
     modality = get_modality(src.modality)
     if strategy == "lora":
         _check_lora_targets(lora, src, token)

@@ -74,10 +74,19 @@ def _read_path(path: str, modality: Modality | None) -> dict[str, Any]:
         if reader.folder_builder:
             return dict(_load(reader.folder_builder, data_dir=str(local)))
         return read_class_folders(local, reader)
-    if _looks_local(path):
+    check_data_path(path)
+    return dict(_load(path))  # a Hub dataset id
+
+
+def check_data_path(data: Any) -> None:
+    """Data given as a path that can only be local and does not exist: a :class:`DataError` now (no Hub lookup)."""
+    if not isinstance(data, str | os.PathLike):
+        return
+    path = os.fspath(data)
+    local = Path(path).expanduser()
+    if not local.exists() and _looks_local(path):
         raise DataError(f"Target data path {path!r} does not exist{_nearest_existing(local)}. Check the path; a "
                         "Hub dataset id has the form 'name' or 'org/name'.")
-    return dict(_load(path))  # a Hub dataset id
 
 
 #: Sub-folder names that hold splits, not classes, in a folder of class folders.
