@@ -116,3 +116,10 @@ def test_padding_a_short_clip_gives_the_features_of_the_clip_padded_by_hand(grou
     long = _tone(0.2, 440.0, 2)
     np.testing.assert_allclose(extractor.extract([clip, long]), extractor.extract([padded, long]), rtol=1e-6)
     assert torch.isfinite(extractor.extract([clip])).all()
+
+
+def test_the_padding_is_part_of_the_feature_cache_key(group_norm_wav2vec2: Path) -> None:
+    """Features cached before short clips were padded (zeros, for some encoders) are not read back as now."""
+    extractor = AudioFeatureExtractor.from_pretrained(str(group_norm_wav2vec2))
+    assert f"padded to {extractor.minimum_samples} samples" in extractor.processor_fingerprint()
+    assert AudioFeatureExtractor.from_pretrained(str(group_norm_wav2vec2)).cache_key() == extractor.cache_key()

@@ -192,6 +192,10 @@ class AudioFeatureExtractor(FeatureExtractor):
         """The fewest samples a clip must have (:func:`minimum_samples`); shorter clips are padded with silence."""
         return minimum_samples(self.backbone.config)
 
+    def processor_fingerprint(self) -> str:
+        """The feature extractor's settings and the length short clips are padded to: both shape the features."""
+        return f"{super().processor_fingerprint()}\nshort clips padded to {self.minimum_samples} samples"
+
     def _pad_short(self, clips: list[np.ndarray], values: Sequence[Any]) -> list[np.ndarray]:
         """Clips shorter than the backbone's minimum, padded at the end with silence; a warning names each, once."""
         need = self.minimum_samples
