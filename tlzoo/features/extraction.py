@@ -38,34 +38,71 @@ def cached_features(
 ) -> tuple[dict[str, FeatureTable], dict[str, int]]:
     """Feature tables of every split, running the backbone only on examples not cached yet.
 
-    The missing examples are shared out between processes; each writes its own
-    shards, then every process reads the whole table.
+    Under several processes (``torchrun``, ``accelerate launch``) the missing
+    examples are shared out between them: every process first waits for the
+    others, so none has written yet, and all take the main process's list of
+    what is missing; each writes its own shards, then every process reads the
+    whole table. Examples that are still missing then (a shard found damaged
+    or removed meanwhile) are shared out the same way, once.
 
-    :returns: the tables by split, and counts ``{"cached": ..., "computed": ...}``.
+    :returns: the tables by split, and counts ``{"cached": ..., "computed": ...}``: of the
+        examples of *splits*, how many were read from the cache and how many were computed by
+        this call (by any of the processes; every process gets the same counts).
     """
     cache = cache or FeatureCache(extractor.cache_key(), info=cache_info(extractor))
     digests = {name: fingerprints(ds, input_column, modality) for name, ds in splits.items()}
     flat = [(name, i) for name, ds in splits.items() for i in range(len(ds))]
     all_digests = [digests[name][i] for name, i in flat]
-    missing = cache.missing(all_digests)
     run = _Extraction(extractor, cache, splits, input_column, flat, all_digests, accelerator, batch_size=batch_size,
                       num_workers=num_workers, progress=progress)
-    if missing:
+    accelerator.wait_for_everyone()  # no process of this run has written yet: all see the cache alike
+    missing = _main_process_value(accelerator, cache.missing(all_digests))
+    if missing and accelerator.is_main_process:
         logger.info("Extracting features of %d examples (%d already cached) in %s",
                     len(missing), len(set(all_digests)) - len(missing), cache.path)
+    computed = set(missing)
+    if missing:
         run(missing[accelerator.process_index :: accelerator.num_processes])
     accelerator.wait_for_everyone()
+    # a shard went away (found damaged, or the cache was cleared) since it was counted: compute it again
+    again = _every_process_values(accelerator, cache.missing(all_digests))
+    if again:
+        if accelerator.is_main_process:
+            logger.warning("%d cached features went missing from %s while this run read them; computing them again.",
+                           len(again), cache.path)
+        run(again[accelerator.process_index :: accelerator.num_processes])
+        computed.update(again)
+        accelerator.wait_for_everyone()
     try:
         tables = {name: cache.table(d) for name, d in digests.items()}
-    except KeyError:
-        # a shard went away (found damaged, or the cache was cleared) since it was counted: compute it again here
-        again = cache.missing(all_digests)
-        logger.warning("%d cached features went missing from %s while this run read them; computing them again.",
-                       len(again), cache.path)
-        run(again)
-        missing = missing + again
+    except KeyError:  # gone once more, in this process only: it computes them alone
+        lost = cache.missing(all_digests)
+        logger.warning("%d cached features went missing from %s again; computing them in this process.",
+                       len(lost), cache.path)
+        run(lost)
+        computed.update(lost)
         tables = {name: cache.table(d) for name, d in digests.items()}
-    return tables, {"cached": len(all_digests) - len(missing), "computed": len(missing)}
+    return tables, {"cached": len(all_digests) - len(computed), "computed": len(computed)}
+
+
+def _main_process_value(accelerator: Any, value: list[int]) -> list[int]:
+    """The main process's *value* on every process (one process: *value* itself)."""
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return list(box[0])
+
+
+def _every_process_values(accelerator: Any, value: list[int]) -> list[int]:
+    """The sorted union of every process's *value* (one process: *value* itself)."""
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import gather_object
+
+    return sorted(set(gather_object(list(value))))
 
 
 def cache_info(extractor: FeatureExtractor) -> dict[str, Any]:
