@@ -58,6 +58,8 @@ from common import (  # first: it sets the benchmarks' environment
 SECTION_BEGIN = "<!-- rank benchmark: begin (written by python bench/rank.py) -->"
 SECTION_END = "<!-- rank benchmark: end -->"
 TARGETS = {"cost_ratio": 0.10, "kendall_tau": 0.75, "top_pick_gap_points": 2.0}
+#: Where a ranking's time goes (``Ranking.rows[i]["timings"]``, summed over the candidates).
+PHASES = ("load", "features", "knn", "logme", "linear_probe", "held_out_features")
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,8 @@ def run(mode: Mode, work: Path) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         rows = {Path(row["source"]).name: row for row in ranking.rows}
         log(f"  round {index + 1}: rank {seconds:.2f} s, pick {Path(ranking.best).name}")
-        return {"seconds": seconds, "best": Path(ranking.best).name,
+        phases = {phase: sum(row["timings"].get(phase, 0.0) for row in ranking.rows) for phase in PHASES}
+        return {"seconds": seconds, "best": Path(ranking.best).name, "phases": phases,
                 "scores": {m: rows[m]["score"] for m in FAMILY},
                 "estimators": {name: {m: rows[m][name] for m in FAMILY} for name in ("knn", "logme", "linear_probe")}}
 
@@ -178,6 +181,7 @@ def _round_figures(ranked: dict[str, Any], tuned: dict[str, Any]) -> dict[str, A
     truth = [accuracy[m] for m in FAMILY]
     return {
         "rank_seconds": round(ranked["seconds"], 3),
+        "rank_phases": {phase: round(value, 3) for phase, value in ranked["phases"].items()},
         "finetune_seconds": round(tuned["seconds"], 3),
         "cost_ratio": ranked["seconds"] / tuned["seconds"],
         "kendall_tau": _kendall([ranked["scores"][m] for m in FAMILY], truth),
@@ -233,6 +237,8 @@ def render(report: dict[str, Any]) -> str:
         (f"Absolute times, for context: ranking {_stat(s['rank_seconds'])} s, fine-tuning every candidate "
          f"{_stat(s['finetune_seconds'])} s."),
         "",
+        _phases_sentence(report),
+        "",
         "| Round | tau (combined) | tau k-NN | tau LogME | tau linear probe | top pick | best fine-tuned |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -246,6 +252,22 @@ def render(report: dict[str, Any]) -> str:
     for member in report["candidates"]:
         lines.append(f"| {member} | {last['finetuned_accuracy'][member]:.3f} | {last['scores'][member]:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _phases_sentence(report: dict[str, Any]) -> str:
+    """Where the ranking's time went, from the rows' ``timings`` (median over rounds, summed over candidates)."""
+    import statistics
+
+    rounds = report["rounds"]
+    median = {phase: statistics.median(r["rank_phases"][phase] for r in rounds) for phase in PHASES}
+    total = statistics.median(r["rank_seconds"] for r in rounds)
+    names = {"load": "loading the models", "features": "extracting the training features", "knn": "k-NN",
+             "logme": "LogME", "linear_probe": "the linear probe",
+             "held_out_features": "extracting the winner's held-out features for `adapt()` (`warm_cache`)"}
+    parts = ", ".join(f"{names[p]} {median[p]:.2f} s ({median[p] / total:.0%})" for p in PHASES)
+    rest = total - sum(median.values())
+    return (f"Where the ranking's time went (median round, summed over the candidates): {parts}; the rest "
+            f"(reading and splitting the data, resolving the candidates, combining) {rest:.2f} s.")
 
 
 def update_page(page: Path, section: str) -> None:

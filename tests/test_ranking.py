@@ -94,6 +94,9 @@ def test_rows_carry_every_estimator_and_only_the_train_split_is_scored(ranked: t
     for row in ranked.rows:
         assert {"rank", "source", "score", "knn", "logme", "linear_probe", "seconds", "error"} <= set(row)
         assert row["error"] is None and row["seconds"] > 0 and row["feature_size"] == 32
+        phases = {"load", "features", "knn", "logme", "linear_probe"} | ({"held_out_features"} if row["rank"] == 1
+                                                                         else set())
+        assert set(row["timings"]) == phases and sum(row["timings"].values()) <= row["seconds"] + 1e-3
         assert 0 <= row["knn"] <= 1 and 0 <= row["linear_probe"] <= 1
         # the train split's 28 examples; and the winner's held-out ones too, so adapt(best) finds them all
         cache = row["feature_cache"]
@@ -257,6 +260,72 @@ def test_only_the_main_process_logs_and_writes(family: dict[str, str], target: A
     assert [r for r in caplog.records if r.name.startswith("tlzoo.ranking")] == []
 
 
+# --- adapt() of the best candidate ---------------------------------------------------------------
+@pytest.fixture
+def counted_extraction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A fresh feature cache, and the number of examples each backbone run went over."""
+    from tlzoo.features import extraction
+
+    monkeypatch.setenv("TLZOO_CACHE", str(tmp_path / "fresh-cache"))
+    runs: list[int] = []
+    real = extraction._Extraction.__call__
+    monkeypatch.setattr(extraction._Extraction, "__call__", lambda self, mine: runs.append(len(mine)) or real(self, mine))
+    return runs
+
+
+def test_the_two_line_flow_extracts_nothing_twice(family: dict[str, str], counted_extraction: list[int]) -> None:
+    data = family_target(6, seed=21)  # 24 sentences: 17 train, 2 validation, 5 test as adapt() splits them
+    candidates = [family["random"], family["all-topics"]]
+    result = tlzoo.adapt(tlzoo.rank(candidates, data, progress=False).best, data, strategy="linear_probe",
+                         progress=False, save_strategy="no")
+    assert result.recipe["source"]["hub_id"] == family["all-topics"]
+    assert result.recipe["feature_cache"] == {"cached": 24, "computed": 0}
+    assert counted_extraction == [17, 17, 7]  # each candidate's train split, then the winner's held-out splits
+
+
+def test_adapt_of_candidates_ranks_them_and_adapts_the_best(family: dict[str, str], tmp_path: Path,
+                                                           counted_extraction: list[int]) -> None:
+    data = family_target(6, seed=21)
+    candidates = [family["random"], family["three-topics"], family["all-topics"]]
+    result = tlzoo.adapt(candidates, data, strategy="linear_probe", output_dir=tmp_path / "out", progress=False)
+    assert result.recipe["source"]["hub_id"] == family["all-topics"]
+    ranking = result.recipe["ranking"]
+    assert ranking["best"] == ranking["rows"][0]["source"] == family["all-topics"]
+    assert {r["source"] for r in ranking["rows"]} == set(candidates) and ranking["data"]["scored_examples"] == 17
+    # the features the ranking cached are all adapt() needed: nothing went through a backbone twice
+    assert result.recipe["feature_cache"] == {"cached": 24, "computed": 0}
+    assert counted_extraction == [17, 17, 17, 7]
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["recipe"]["ranking"]["best"] == family["all-topics"]
+    assert (tmp_path / "out" / "ranking" / "ranking.json").is_file()
+    assert (tmp_path / "out" / "ranking" / "ranking.png").is_file()
+    assert tlzoo.load(tmp_path / "out" / "model").recipe["ranking"]["best"] == family["all-topics"]
+
+
+def test_adapt_of_a_zoo_pattern(family: dict[str, str], tmp_path: Path) -> None:
+    registry = _registry(tmp_path, {f"family-{m}": (family[m], "text") for m in ("three-topics", "random")})
+    result = tlzoo.adapt("family-*", family_target(6, seed=21), registry=registry, strategy="linear_probe",
+                         progress=False, save_strategy="no")
+    assert result.recipe["source"]["name"] == "family-three-topics"
+    assert [r["source"] for r in result.recipe["ranking"]["rows"]] == ["family-three-topics", "family-random"]
+    assert "ranking" not in tlzoo.adapt(family["random"], family_target(6, seed=21), strategy="linear_probe",
+                                        progress=False, save_strategy="no").recipe
+
+
+def test_adapt_of_candidates_none_of_which_can_be_ranked(family: dict[str, str], tiny_models: Any,
+                                                        target: Any, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((Path(family["random"]) / "config.json").read_text())  # no weights
+    with pytest.raises(TlzooError, match=f"No candidate source model could be ranked \\({broken}: "):
+        tlzoo.adapt([str(broken), "no-such-model"], target, progress=False, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "model").exists()
+    with pytest.raises(DataError, match="reads image, but the data has no image column"):  # adapt()'s own error
+        tlzoo.adapt([str(tiny_models("vit"))], target, progress=False)
+    with pytest.raises(ConfigurationError, match="No source models to rank"):
+        tlzoo.adapt([], target, progress=False)
+
+
 # --- the command line -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def saved_target(target: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -315,3 +384,17 @@ def test_cli_prints_on_the_main_process_only(family: dict[str, str], saved_targe
     monkeypatch.setattr(rank_command, "_is_main_process", lambda: False)
     assert main(["rank", saved_target, family["random"]]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_cli_adapt_of_candidates(family: dict[str, str], saved_target: str, capsys: Any, tmp_path: Path) -> None:
+    from tlzoo.cli import main
+
+    out = tmp_path / "out"
+    code = main(["adapt", f"{family['random']},{family['all-topics']}", saved_target, "--strategy", "linear_probe",
+                 "--validation-size", "0", "-o", str(out), "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["model_dir"] == str(out / "model")
+    recipe = json.loads((out / "results.json").read_text())["recipe"]
+    assert recipe["source"]["hub_id"] == family["all-topics"] and recipe["ranking"]["best"] == family["all-topics"]
+    assert recipe["feature_cache"]["computed"] == 0
+    assert (out / "ranking" / "ranking.png").is_file()

@@ -226,19 +226,55 @@ def test_bad_inputs_are_named() -> None:
 
 
 # --- linear probe ---------------------------------------------------------------------------
-def test_linear_probe_matches_sklearn_cross_validation() -> None:
-    from sklearn.linear_model import LogisticRegression, Ridge
+def _reference_probe_accuracy(x: np.ndarray, y: np.ndarray, l2: float, folds: int, seed: int) -> float:
+    """scikit-learn's multinomial LogisticRegression on the probe's folds, at the same L2, fitted tightly.
+
+    fit_probe's objective is the mean loss + l2/2 |W|^2 on features standardised over all rows:
+    scikit-learn's C is then 1 / (l2 * rows of the training part).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from tlzoo.training.probe import fold_ids
+
+    z = StandardScaler().fit_transform(x)
+    groups, _ = fold_ids("single_label_classification", y, folds, seed)
+    correct = 0
+    for fold in range(int(groups.max()) + 1):
+        train, test = groups != fold, groups == fold
+        model = LogisticRegression(C=1.0 / (l2 * train.sum()), tol=1e-10, max_iter=10_000).fit(z[train], y[train])
+        correct += int((model.predict(z[test]) == y[test]).sum())
+    return correct / len(y)
+
+
+@pytest.mark.parametrize(("spread", "l2", "seed"), [(3.0, 0.1, 0), (4.0, 0.01, 1), (5.0, 1.0, 2)])
+def test_linear_probe_matches_sklearn_logistic_regression(spread: float, l2: float, seed: int) -> None:
+    x, y = _blobs(10, classes=3, dims=5, spread=spread, seed=11 + seed)
+    expected = _reference_probe_accuracy(x, y, l2, 5, seed)
+    assert 0.4 < expected < 1.0  # overlapping classes: a score that tells probes apart
+    assert est.linear_probe_score(x, y, l2=l2, seed=seed) == pytest.approx(expected, abs=1e-12)
+
+
+def test_linear_probe_default_l2_and_folds_solved_as_one_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fit_probe call scores all the folds (at LINEAR_PROBE_L2); no fit per fold."""
+    from tlzoo.training import probe
+
+    calls = []
+    real = probe.fit_probe
+    monkeypatch.setattr(probe, "fit_probe", lambda *a, **k: calls.append(k) or real(*a, **k))
+    x, y = _blobs(10, classes=3, dims=5, spread=3.0, seed=11)
+    assert est.linear_probe_score(x, y) == pytest.approx(_reference_probe_accuracy(x, y, est.LINEAR_PROBE_L2, 5, 0))
+    assert len(calls) == 1 and calls[0]["l2_grid"] == [est.LINEAR_PROBE_L2] and calls[0]["cv_folds"] == 5
+
+
+def test_linear_probe_regression_matches_sklearn_cross_validation() -> None:
+    from sklearn.linear_model import Ridge
     from sklearn.metrics import r2_score
-    from sklearn.model_selection import cross_val_predict, cross_val_score
+    from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x, y = _blobs(10, classes=3, dims=5, spread=3.0, seed=11)
-    splits = est.cv_folds(y, "single_label_classification", folds=5, seed=0)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
-    expected = cross_val_score(probe, x, y, cv=splits).mean()  # equal folds: pooled = mean of folds
-    assert est.linear_probe_score(x, y) == pytest.approx(expected, abs=1e-12)
-
+    x, _ = _blobs(10, classes=3, dims=5, spread=3.0, seed=11)
     rng = np.random.default_rng(2)
     values = x[:, 1] - x[:, 2] + rng.normal(0, 0.5, len(x))
     splits = est.cv_folds(values, "regression", folds=5, seed=0)
@@ -253,6 +289,20 @@ def test_linear_probe_multi_label() -> None:
     multi_hot = (x[:, :3] > 0).astype(int)
     assert est.linear_probe_score(x, multi_hot, "multi_label_classification") > 0.8
     assert est.linear_probe_score(rng.normal(size=(40, 5)), multi_hot, "multi_label_classification") < 0.7
+    # three rows: too few for 2 folds, so each is held out in turn. Rows 0 and 2 are alike and each is
+    # predicted from the other; without row 1, both labels are constant and row 1 gets their rates: [1, 0]
+    tiny = np.array([[1, 0], [0, 1], [1, 0]])
+    assert est.linear_probe_score(np.eye(3)[[0, 1, 0]] * 3, tiny, "multi_label_classification") == pytest.approx(
+        est._cv_score("multi_label_classification", tiny, np.array([[1, 0], [1, 0], [1, 0]])))
+
+
+def test_linear_probe_few_examples_per_class() -> None:
+    # a lone example is wrong; a single class left after it is always predicted right
+    x = np.arange(5.0)[:, None] * np.ones((1, 2))
+    assert est.linear_probe_score(x, [0, 0, 0, 0, 1]) == pytest.approx(4 / 5)
+    assert est.linear_probe_score(x[:2], [0, 1]) == 0.0  # two lone examples: nothing to learn from
+    with pytest.raises(ValueError, match="l2 must be a positive number"):
+        est.linear_probe_score(x, [0, 0, 1, 1, 1], l2=0.0)
 
 
 # --- combined score ---------------------------------------------------------------------------

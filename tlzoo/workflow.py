@@ -99,7 +99,10 @@ def adapt(source: Any, data: Any, options: AdaptOptions | None = None, **kwargs:
 
     >>> result = tlzoo.adapt("all-minilm-l6-v2", "reviews.csv", label_column="sentiment")  # doctest: +SKIP
 
-    :param source: a zoo name (``tlzoo models``), a Hub id, or a local model folder.
+    :param source: a zoo name (``tlzoo models``), a Hub id, or a local model folder; or
+        candidates, as a list of those or a zoo pattern (``"*minilm*"``): they are ranked
+        first by :func:`tlzoo.rank` (the same options) and the best is adapted, reusing the
+        features the ranking cached; the ranking is in ``result.recipe["ranking"]``.
     :param data: a ``datasets.Dataset``/``DatasetDict``, a pandas DataFrame, a
         Hub dataset id, a folder (one sub-folder per class), or a CSV/JSON/Parquet file.
     :param options: an :class:`tlzoo.options.AdaptOptions`; keyword arguments are
@@ -154,6 +157,14 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
         from tlzoo.hub import check_push_target
 
         check_push_target(push_to_hub, token=token if isinstance(token, str) else None, endpoint=hub_endpoint)
+    from tlzoo.ranking.candidates import names_candidates
+
+    ranking = None
+    if names_candidates(source):  # several candidates (a list, a zoo pattern): rank them, adapt the best
+        from tlzoo.ranking.rank import rank_for_adapt
+
+        ranking = rank_for_adapt(source, data, o)
+        source = ranking.best
     src = resolve_source(source, revision=revision, registry=registry, token=token)
     from tlzoo.data.reading import check_data_path
     from tlzoo.hub import check_source_available
@@ -190,6 +201,7 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
         "trials": trained.trials,
         "feature_cache": trained.cache_stats,
         "num_processes": trained.num_processes,
+        **({"ranking": ranking.to_dict()} if ranking is not None else {}),
     }
     from tlzoo.model import AdaptedModel
 

@@ -16,7 +16,18 @@ examples:
   tlzoo adapt ./my-wav2vec2 clips/ --strategy linear_probe --json
   tlzoo adapt all-minilm-l6-v2 reviews.csv --strategy lora --lora-rank 16 --lora-target-modules query,value -o out
   tlzoo adapt dinov2-small photos/ -o out --push-to-hub me/photo-classifier
+  tlzoo adapt all-minilm-l6-v2,bge-small-en-v1.5 reviews.csv -o out   # rank both, adapt the best
+  tlzoo adapt '*minilm*' reviews.csv -o out                           # rank the zoo's matches, adapt the best
 """
+
+
+def source_or_candidates(text: str) -> str | list[str]:
+    """An argparse type: one source, or a list of candidates when *text* is comma-separated (and not a path)."""
+    from pathlib import Path
+
+    if "," not in text or Path(text).expanduser().exists():
+        return text
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def positive_int(text: str) -> int:
@@ -138,7 +149,9 @@ def register_adapt(sub: Any) -> None:
                        description="Adapt a pretrained source model (zoo name, Hub id or folder) to labelled data "
                                    "(folder, CSV/JSON/Parquet file, saved dataset or Hub dataset id).",
                        epilog=ADAPT_EPILOG, formatter_class=Formatter)
-    p.add_argument("source", help="zoo name, Hub id or local model folder")
+    p.add_argument("source", type=source_or_candidates,
+                   help="zoo name, Hub id or local model folder; or candidates, comma-separated or a zoo pattern "
+                        "('*minilm*'): ranked first (as by tlzoo rank) and the best adapted")
     p.add_argument("data", help="folder (one sub-folder per class), data file, saved dataset or Hub dataset id")
     p.add_argument("--config", metavar="FILE",
                    help="options from a YAML/JSON file, a saved model's tlzoo.json or a results.json (flags win)")

@@ -20,13 +20,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Candidate", "expand_sources", "resolve_candidates"]
+__all__ = ["Candidate", "expand_sources", "names_candidates", "resolve_candidates"]
 
 _PATTERN_CHARACTERS = frozenset("*?[")
 
 
 def _is_pattern(text: str) -> bool:
     return bool(_PATTERN_CHARACTERS & set(text)) and not Path(text).expanduser().exists()
+
+
+def names_candidates(source: Any) -> bool:
+    """Whether *source* names candidates to rank rather than one source model: a list or tuple, or a zoo pattern.
+
+    A pattern is a string with a shell wildcard (``*``, ``?``, ``[``) that is
+    not an existing path; no zoo name or Hub id has one.
+    """
+    if isinstance(source, list | tuple):
+        return True
+    return isinstance(source, str | os.PathLike) and _is_pattern(os.fspath(source))
 
 
 def expand_sources(sources: Any, *, modality: str | None = None, registry: Any = None) -> list[Any]:

@@ -8,8 +8,10 @@ Each estimator takes the features of the target's training examples
   transferability metrics over 42,000 experiments);
 - :func:`logme`: LogME, the log marginal likelihood of a Bayesian linear model
   on the features, per example and target (You et al., ICML 2021);
-- :func:`linear_probe_score`: cross-validated accuracy of a logistic
-  regression (ridge R² for regression) on standardised features.
+- :func:`linear_probe_score`: cross-validated accuracy of the fitted linear
+  probe of :func:`tlzoo.training.probe.fit_probe` (what the ``linear_probe``
+  strategy trains) at a fixed L2 strength (ridge R² for regression) on
+  standardised features.
 
 :func:`tlzoo.ranking.combine.combined_scores` puts them together into the
 one score ``tlzoo.rank`` orders candidates by. Labels come in the form the task has:
@@ -20,14 +22,15 @@ class ids ``int [n]`` (``single_label_classification``), multi-hot
 **Very few examples per class.** The cross-validated estimators use stratified
 folds (k-fold for regression and multi-label), at most ``folds`` of them and
 no more than the smallest class has examples, so every class is in every
-held-out part; when a class has a single example no stratified split exists
-and they fall back to leave-one-out (that example is then always wrong: there
-is nothing of its class to learn from, which is what a model trained on the
-data would face too). k-NN's ``k`` is capped by the smallest class count in
+held-out part; when a class has a single example no stratified split exists:
+k-NN falls back to leave-one-out, and the probe cross-validates the other
+examples and counts the lone ones as wrong, which is what leave-one-out gives
+them too (there is nothing of their class to learn from, which is what a
+model trained on the data would face as well). k-NN's ``k`` is capped by the smallest class count in
 any training part, so a vote is never swamped by the larger classes. LogME
 needs no folds and works from two examples up, but with fewer examples than
 feature dimensions its evidence is dominated by the prior and separates models
-less. This module needs only numpy, scipy and scikit-learn.
+less. This module needs numpy, scipy and scikit-learn, and torch for the probe.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ESTIMATORS",
+    "LINEAR_PROBE_L2",
     "TASKS",
     "cv_folds",
     "estimator_metric",
@@ -68,16 +72,23 @@ LOGME_MAX_ITER = 11
 LOGME_TOLERANCE = 1e-3
 LOGME_EPSILON = 1e-5
 
+#: The linear probe's L2 strength, in :func:`tlzoo.training.probe.fit_probe`'s convention (per-example
+#: mean loss + ``l2 / 2 * ||W||^2`` on standardised features). Fixed, not selected: strong enough for the
+#: few examples per class that ranking usually faces, and quick to fit (L-BFGS converges in a few dozen
+#: steps); the probe's score is a relative one, compared between candidates on the same data.
+LINEAR_PROBE_L2 = 0.1
+
 
 def load_dependencies() -> None:
-    """Import what the estimators use (scikit-learn, scipy) now, so the first candidate's time does not include it."""
+    """Import what the estimators use (scikit-learn, scipy, the probe) now, so the first candidate's time does not."""
     import scipy.stats  # noqa: F401
     import sklearn.linear_model
     import sklearn.metrics
     import sklearn.model_selection
-    import sklearn.multiclass
     import sklearn.pipeline
     import sklearn.preprocessing  # noqa: F401
+
+    import tlzoo.training.probe  # noqa: F401
 
 
 def estimator_metric(name: str, task: str) -> str:
@@ -350,50 +361,92 @@ def _noise_only_evidence(y: np.ndarray) -> float:
 # --- linear probe -----------------------------------------------------------------------
 def linear_probe_score(
     features: Any, labels: Any, task: str = "single_label_classification", *, folds: int = 5, seed: int = 0,
-    c: float = 1.0, ridge_alpha: float = 1.0, max_iter: int = 1000,
+    l2: float = LINEAR_PROBE_L2, ridge_alpha: float = 1.0, max_iter: int = 1000,
 ) -> float:
-    """Cross-validated score of a linear model on the standardised features.
+    """Cross-validated score of a linear probe on the standardised features.
 
-    The cheap form of what the ``linear_probe`` strategy trains: scikit-learn's
-    ``LogisticRegression(C=c)`` (one-vs-rest per label for multi-label,
-    ``Ridge(alpha=ridge_alpha)`` for regression) behind a ``StandardScaler``
-    fitted on each training part only, scored out of fold over the
-    :func:`cv_folds` splits. Standardising suits a regularised linear model:
-    its L2 penalty then treats every dimension alike, whatever the backbone's
-    scale. (Linear evaluation of frozen features: Kornblith, Shlens and Le,
-    *Do Better ImageNet Models Transfer Better?*, CVPR 2019.) A training part
-    that holds a single class predicts that class.
+    The cheap form of what the ``linear_probe`` strategy trains, fitted by the
+    same code (:func:`tlzoo.training.probe.fit_probe`: softmax regression for
+    single-label classes, one sigmoid per label for multi-label, by full-batch
+    L-BFGS on standardised features), at one fixed L2 strength *l2* (in
+    ``fit_probe``'s convention: the per-example mean loss plus
+    ``l2 / 2 * ||W||^2``) instead of a selected one: a selection would cost a
+    path of fits and make the held-out score optimistic. The folds (stratified
+    for single-label, ``min(folds, smallest class)`` of them; shuffled k-fold
+    for multi-label) are solved together as blocks of one problem, so five
+    folds cost about what one fit does. Standardising suits a regularised
+    linear model: its L2 penalty then treats every dimension alike, whatever
+    the backbone's scale (the column means and spreads are those of all the
+    rows, labels unused). Regression fits scikit-learn's
+    ``Ridge(alpha=ridge_alpha)`` in closed form behind a ``StandardScaler``
+    fitted on each training part, over the :func:`cv_folds` splits. (Linear
+    evaluation of frozen features: Kornblith, Shlens and Le, *Do Better
+    ImageNet Models Transfer Better?*, CVPR 2019.)
 
+    A class with a single example cannot be in a training part when it is
+    held out: such examples count as wrong (as leave-one-out would score
+    them) and the others are cross-validated without them. With fewer than 4
+    examples (multi-label), each is held out in turn.
+
+    :param l2: the probe's L2 strength (:data:`LINEAR_PROBE_L2`).
+    :param ridge_alpha: the regression probe's ``Ridge`` alpha.
     :returns: out-of-fold accuracy (classification), micro-F1 (multi-label) or R² (regression).
     """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     task = _check_task(task)
     x = _as_features(features)
     y = _as_labels(labels, task, len(x))
-    splits = cv_folds(y if y.ndim == 1 else np.zeros(len(y)), task, folds=folds, seed=seed)
-    predicted = np.zeros(y.shape) if task == "regression" else np.zeros(y.shape, dtype=np.int64)
-    for train, test in splits:
-        if task == "regression":
-            model = make_pipeline(StandardScaler(), Ridge(alpha=ridge_alpha))
-        elif task == "multi_label_classification":
-            model = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=c, max_iter=max_iter)))
-        else:
-            if len(np.unique(y[train])) < 2:
-                predicted[test] = y[train][0]
-                continue
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
-            warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
-            model.fit(x[train], y[train] if task != "regression" or y.shape[1] > 1 else y[train, 0])
-        out = model.predict(x[test])
-        predicted[test] = out.reshape(predicted[test].shape)
+    if not (isinstance(l2, int | float) and l2 > 0 and math.isfinite(l2)):
+        raise ValueError(f"l2 must be a positive number, got {l2!r}")
+    if task == "regression":
+        return _ridge_score(x, y, folds=folds, seed=seed, alpha=ridge_alpha)
+    if task == "multi_label_classification":
+        return _probe_score(x, y, task, folds=folds, seed=seed, l2=l2, max_iter=max_iter)
+    lone = np.bincount(y)[y] == 1  # alone in its class: never in the training part when held out
+    rest = ~lone
+    if not rest.any():
+        return 0.0
+    if len(np.unique(y[rest])) == 1:  # one class left: the probe predicts it, and is right on all of them
+        return float(rest.sum()) / len(y)
+    accuracy = _probe_score(x[rest], y[rest], task, folds=folds, seed=seed, l2=l2, max_iter=max_iter)
+    return accuracy * float(rest.sum()) / len(y)
+
+
+def _probe_score(x: np.ndarray, y: np.ndarray, task: str, *, folds: int, seed: int, l2: float,
+                 max_iter: int) -> float:
+    """Out-of-fold accuracy (or micro-F1) of ``fit_probe`` at *l2*, its folds solved as one problem."""
+    from tlzoo.training.probe import fit_probe, fold_ids
+
+    num_labels = int(y.max()) + 1 if task == "single_label_classification" else y.shape[1]
+    x32 = x.astype(np.float32)
+    if not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    if fold_ids(task, y, folds, seed)[0] is not None:  # the folds fit_probe cross-validates on
+        fit = fit_probe(x32, y, task=task, num_labels=num_labels, l2_grid=[l2], cv_folds=folds, seed=seed,
+                        max_iter=max_iter)
+        assert fit.chosen is not None  # cross-validation scored the one L2
+        return float(fit.chosen["micro_f1" if task == "multi_label_classification" else "accuracy"])
+    import torch
+
+    # too few rows for 2 folds (multi-label, under 4): hold out each in turn
+    predicted = np.zeros_like(y)
+    for train, test in cv_folds(np.zeros(len(y)), "regression", folds=folds, seed=seed):
+        fit = fit_probe(x32[train], y[train], task=task, num_labels=num_labels, l2=l2, max_iter=max_iter)
+        with torch.no_grad():
+            logits = fit.linear(torch.from_numpy(np.ascontiguousarray(x32[test]))).numpy()
+        predicted[test] = (logits > 0).astype(np.int64)
     return _cv_score(task, y, predicted)
+
+
+def _ridge_score(x: np.ndarray, y: np.ndarray, *, folds: int, seed: int, alpha: float) -> float:
+    """Out-of-fold R² of ``Ridge(alpha)`` behind a ``StandardScaler`` fitted on each training part."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    predicted = np.zeros(y.shape)
+    for train, test in cv_folds(np.zeros(len(y)), "regression", folds=folds, seed=seed):
+        model = make_pipeline(StandardScaler(), Ridge(alpha=alpha))
+        model.fit(x[train], y[train] if y.shape[1] > 1 else y[train, 0])
+        predicted[test] = model.predict(x[test]).reshape(predicted[test].shape)
+    return _cv_score("regression", y, predicted)
+

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHECKED", "MIN_TRAIN_EXAMPLES", "check_arguments", "rank"]
+__all__ = ["CHECKED", "MIN_TRAIN_EXAMPLES", "check_arguments", "rank", "rank_for_adapt"]
 
 #: The fewest training examples the estimators can score (two: one to learn from, one to predict).
 MIN_TRAIN_EXAMPLES = 2
@@ -287,6 +287,39 @@ def rank(
     return ranking
 
 
+def rank_for_adapt(sources: Any, data: Any, options: Any) -> Ranking:
+    """Rank *sources* as ``adapt(sources, data, options)`` needs: with the options ``adapt()`` shares with :func:`rank`.
+
+    What ``tlzoo.adapt`` runs when its source is a list of candidates or a zoo
+    pattern. The split settings are *options*' (so the winner's held-out features
+    are cached for the ``adapt()`` that follows and nothing is extracted twice);
+    the ranking's ``ranking.json`` and ``ranking.png`` go to ``<output_dir>/ranking``
+    when *options* has an ``output_dir``.
+
+    :param options: the :class:`~tlzoo.options.AdaptOptions` of the ``adapt()`` call.
+    :raises tlzoo.TlzooError: as :func:`rank`, and when no candidate could be ranked.
+    """
+    o = options
+    ranking = rank(sources, data, input_column=o.input_column, label_column=o.label_column, task=o.task, seed=o.seed,
+                   progress=o.progress, batch_size=o.batch_size, test_size=o.test_size,
+                   validation_size=o.validation_size, pooling=o.pooling, mixed_precision=o.mixed_precision,
+                   dataloader_num_workers=o.dataloader_num_workers, registry=o.registry, token=o.token,
+                   revision=o.revision,
+                   output_dir=Path(o.output_dir) / "ranking" if o.output_dir is not None else None)
+    best = ranking.best  # raises, with every candidate's error, when none could be ranked
+    if ranking.rows and _is_main_process():
+        logger.info("Adapting %s, the best of %d candidates (combined score %.3f).", best, len(ranking.rows),
+                    ranking.rows[0]["score"])
+    return ranking
+
+
+def _is_main_process() -> bool:
+    """Whether this is the main process (always, outside ``torchrun`` / ``accelerate launch``)."""
+    from accelerate import PartialState
+
+    return bool(PartialState().is_main_process)
+
+
 def _check_modality(candidate: Candidate, job: _Job, missing: dict[str, str]) -> None:
     """A candidate whose modality has no plugin, or is not the data's, gets its error (it is reported, not dropped)."""
     record = candidate.record
@@ -304,7 +337,15 @@ def _empty_row(candidate: Candidate) -> dict[str, Any]:
     record = candidate.record
     return {"rank": None, "source": candidate.source, "score": None, **dict.fromkeys(ESTIMATORS), "seconds": 0.0,
             "error": candidate.error, "hub_id": record.hub_id if record else None,
-            "modality": record.modality if record else None, "feature_size": None, "feature_cache": None}
+            "modality": record.modality if record else None, "feature_size": None, "feature_cache": None,
+            "timings": {}}
+
+
+def _lap(row: dict[str, Any], name: str, since: float) -> float:
+    """Record the seconds since *since* as ``row["timings"][name]``; returns now."""
+    now = time.perf_counter()
+    row["timings"][name] = round(now - since, 4)
+    return now
 
 
 def _score(candidate: Candidate, job: _Job) -> dict[str, Any]:
@@ -314,23 +355,27 @@ def _score(candidate: Candidate, job: _Job) -> dict[str, Any]:
     row = _empty_row(candidate)
     if candidate.error is not None:
         return row
-    started = time.perf_counter()
+    started = lap = time.perf_counter()
     extractor = None
     try:
         from tlzoo.features.extraction import cached_features
 
         extractor = _build_extractor(job, candidate)
-        job.accelerator.wait_for_everyone()  # every process then finds the same examples missing from the cache
+        lap = _lap(row, "load", lap)
         tables, stats = cached_features(extractor, job.modality, {"train": job.target.splits["train"]},
                                         job.target.input_column, job.accelerator, batch_size=job.batch_size,
                                         num_workers=job.num_workers, progress=job.progress)
         train = tables["train"]
         features = train[np.arange(len(train))]
         row.update(feature_size=int(features.shape[1]), feature_cache=stats)
+        lap = _lap(row, "features", lap)
         task, labels = job.target.task, job.labels
         row["knn"] = knn_score(features, labels, task, k=job.k, folds=job.folds, seed=job.seed)
+        lap = _lap(row, "knn", lap)
         row["logme"] = logme(features, labels, task)
+        lap = _lap(row, "logme", lap)
         row["linear_probe"] = linear_probe_score(features, labels, task, folds=job.folds, seed=job.seed)
+        _lap(row, "linear_probe", lap)
     except Exception as exc:  # one candidate must not stop the others
         if job.main:
             logger.warning("Could not rank %s: %s", candidate.source, exc)
@@ -357,7 +402,6 @@ def _warm_cache(row: dict[str, Any], candidate: Candidate, job: _Job) -> None:
     extractor = None
     try:
         extractor = _build_extractor(job, candidate)
-        job.accelerator.wait_for_everyone()
         _, stats = cached_features(extractor, job.modality, job.target.splits, job.target.input_column,
                                    job.accelerator, batch_size=job.batch_size, num_workers=job.num_workers,
                                    progress=job.progress)
@@ -370,6 +414,7 @@ def _warm_cache(row: dict[str, Any], candidate: Candidate, job: _Job) -> None:
     finally:
         del extractor
         _release(job.accelerator)
+    _lap(row, "held_out_features", started)
     row["seconds"] = round(row["seconds"] + time.perf_counter() - started, 3)
 
 

@@ -33,7 +33,9 @@ class Ranking:
         ``linear_probe`` (each estimator's value), ``seconds`` (spent on that
         candidate), ``error`` (``None``, or why it could not be scored), and
         ``hub_id``, ``modality``, ``feature_size``, ``feature_cache``
-        (``{"cached": ..., "computed": ...}`` examples).
+        (``{"cached": ..., "computed": ...}`` examples) and ``timings``: where the
+        ``seconds`` went (``load``, ``features``, ``knn``, ``logme``, ``linear_probe``, and
+        for the winner ``held_out_features``, the extraction for ``adapt()``).
     :ivar task: the target task the estimators scored.
     :ivar metrics: what each estimator measures (``accuracy``, ``f1_micro``, ``r2``, ``log_evidence``).
     :ivar data: the columns, task, class counts and split sizes of the target data.
