@@ -21,6 +21,7 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HOME"] = os.path.join(_HOME, "hf")
 os.environ["TLZOO_CACHE"] = os.path.join(_HOME, "tlzoo-cache")
+os.environ["TLZOO_HOME"] = os.path.join(_HOME, "tlzoo-home")  # your own zoo: never the real ~/.config/tlzoo
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["HF_EVALUATE_OFFLINE"] = "1"
 os.environ["MPLBACKEND"] = "Agg"

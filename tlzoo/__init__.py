@@ -32,8 +32,10 @@ __all__ = [
     "list_models",
     "load",
     "rank",
+    "register_model",
     "register_plugin",
     "resolve_source",
+    "unregister_model",
     "unregister_plugin",
 ]
 
@@ -45,6 +47,8 @@ _LAZY = {
     "evaluate_model": ("tlzoo.evaluation.saved", "evaluate_model"),
     "list_models": ("tlzoo.registry", "list_models"),
     "resolve_source": ("tlzoo.registry", "resolve_source"),
+    "register_model": ("tlzoo.local_zoo", "register_model"),
+    "unregister_model": ("tlzoo.local_zoo", "unregister_model"),
     "rank": ("tlzoo.ranking.rank", "rank"),
     "Ranking": ("tlzoo.ranking.result", "Ranking"),
     # for plugin authors
@@ -59,6 +63,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from tlzoo.features.extractor import FeatureExtractor
     from tlzoo.heads import HeadFactory, TaskSpec
+    from tlzoo.local_zoo import register_model, unregister_model
     from tlzoo.model.adapted import AdaptedModel, load
     from tlzoo.plugins.manager import register_plugin, unregister_plugin
     from tlzoo.plugins.modality import Modality

@@ -1,8 +1,9 @@
 """The zoo of source models, and resolving a source to a :class:`SourceModel`.
 
-Entries are merged from three places, later wins (with a logged notice):
-``registry.yaml`` shipped with tlzoo < entries from plugins < the user's own
-file (``TLZOO_REGISTRY`` or the ``registry=`` argument).
+Entries are merged from four places, later wins (with a logged notice):
+``registry.yaml`` shipped with tlzoo < entries from plugins < your own zoo
+(:mod:`tlzoo.local_zoo`, written by ``tlzoo register``) < a registry file given
+for the call (``TLZOO_REGISTRY`` or the ``registry=`` argument).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def read_registry_file(path: str | os.PathLike[str]) -> list[SourceModel]:
 
 
 def load_registry(registry: str | os.PathLike[str] | None = None) -> dict[str, SourceModel]:
-    """Merge the shipped zoo, plugin entries and the user's file; later wins."""
+    """Merge the shipped zoo, plugin entries, your own zoo (``tlzoo register``) and the user's file; later wins."""
     from tlzoo.plugins import source_model_entries
 
     merged: dict[str, SourceModel] = {}
@@ -147,6 +148,11 @@ def load_registry(registry: str | os.PathLike[str] | None = None) -> dict[str, S
         put(entry)
     for plugin_name, raw in source_model_entries():
         put(validate_entry(raw, f"plugin {plugin_name}"))
+    from tlzoo.local_zoo import local_registry_path
+
+    if local_registry_path().is_file():  # your own entries (tlzoo register)
+        for entry in read_registry_file(local_registry_path()):
+            put(entry)
     user = registry if registry is not None else os.environ.get("TLZOO_REGISTRY")
     if user:
         for entry in read_registry_file(user):

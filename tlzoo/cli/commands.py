@@ -49,17 +49,23 @@ def _params(n: int | None) -> str:
 
 # --- models ------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
+    from tlzoo.local_zoo import offline_availability
     from tlzoo.registry import list_models
 
     models = list_models(args.pattern, modality=args.modality, registry=args.registry)
+    offline = {m.name: offline_availability(m) for m in models}
+    if args.offline:
+        models = [m for m in models if offline[m.name]]
     if args.json:
-        echo_json([m.to_dict() for m in models])
+        echo_json([{**m.to_dict(), "offline": offline[m.name]} for m in models])
         return 0
     if not models:
-        echo(f"No source models match {args.pattern or '*'!r}" + (f" with modality {args.modality!r}." if args.modality else "."))
+        echo(f"No source models match {args.pattern or '*'!r}" + (f" with modality {args.modality!r}" if args.modality else "")
+             + (" that load offline." if args.offline else "."))
         return 0
-    rows = [(m.name, m.modality, m.hub_id, _params(m.params), m.feature_size, m.license) for m in models]
-    echo(table(rows, ["name", "modality", "hub id", "params", "features", "license"]))
+    rows = [(m.name, m.modality, m.hub_id, _params(m.params), m.feature_size, m.license, offline[m.name] or "")
+            for m in models]
+    echo(table(rows, ["name", "modality", "hub id", "params", "features", "license", "offline"]))
     return 0
 
 
@@ -67,15 +73,59 @@ def register_models(sub: Any) -> None:
     p = sub.add_parser(
         "models",
         help="list source models in the zoo",
-        description="List the zoo's source models (registry.yaml, plugins, your TLZOO_REGISTRY file).",
-        epilog="examples:\n  tlzoo models\n  tlzoo models '*vit*' --modality image\n  tlzoo models --json",
+        description="List the zoo's source models (registry.yaml, plugins, your own zoo of `tlzoo register`, your "
+                    "TLZOO_REGISTRY file). The offline column says which load without the network: 'local' (a "
+                    "folder on this machine) or 'cached' (in the Hugging Face cache).",
+        epilog="examples:\n  tlzoo models\n  tlzoo models '*vit*' --modality image\n  tlzoo models --offline\n"
+               "  tlzoo models --json",
         formatter_class=Formatter,
     )
     p.add_argument("pattern", nargs="?", help="shell-style wildcard on name or Hub id, e.g. '*bert*'")
     p.add_argument("--modality", help="only this modality (image, audio, text, ...)")
+    p.add_argument("--offline", action="store_true", help="only the models that load without the network")
     p.add_argument("--registry", help="a registry YAML file merged on top (default: $TLZOO_REGISTRY)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_models)
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from tlzoo.local_zoo import local_registry_path, register_model, unregister_model
+
+    if args.remove:
+        unregister_model(args.name)
+        echo(f"Removed {args.name!r} from your zoo ({local_registry_path()}).")
+        return 0
+    if not args.source:
+        raise UsageError("give the SOURCE to register (a model folder or a Hub id), or --remove")
+    entry = register_model(args.name, args.source, modality=args.modality, description=args.description,
+                           license=args.license, tags=args.tags.split(",") if args.tags else (),
+                           overwrite=args.overwrite)
+    echo(f"Registered {entry.name!r} ({entry.modality}, {entry.hub_id}) in your zoo ({local_registry_path()}).")
+    echo(f"Use it by name: tlzoo adapt {entry.name} DATA")
+    return 0
+
+
+def register_register(sub: Any) -> None:
+    p = sub.add_parser(
+        "register",
+        help="add a model folder or Hub id to your own zoo, by name",
+        description="Add a source model (a local folder written by save_pretrained, or a Hub id) to your own zoo, "
+                    "so that tlzoo adapt, rank and models know it by NAME. Your zoo is registry.yaml in $TLZOO_HOME "
+                    "(default ~/.config/tlzoo); its entries take precedence over the built-in ones.",
+        epilog="examples:\n  tlzoo register my-vit ./models/my-vit\n"
+               "  tlzoo register shapes-resnet tlzoo-demo/image/source-model --description 'pretrained on shapes'\n"
+               "  tlzoo register my-vit --remove",
+        formatter_class=Formatter,
+    )
+    p.add_argument("name", help="the name to use it by")
+    p.add_argument("source", nargs="?", help="a local model folder or a Hub id")
+    p.add_argument("--modality", help="the modality, when no installed plugin claims the model's config by itself")
+    p.add_argument("--description", help="one line on what the model is")
+    p.add_argument("--license", default="other", help="the model's license (default: other)")
+    p.add_argument("--tags", help="comma-separated tags")
+    p.add_argument("--overwrite", action="store_true", help="replace an entry of yours with the same name")
+    p.add_argument("--remove", action="store_true", help="remove NAME from your zoo instead")
+    p.set_defaults(func=cmd_register)
 
 
 # --- plugins -----------------------------------------------------------------------
@@ -191,5 +241,6 @@ def _register_cache(sub: Any) -> None:
     register_cache(sub)
 
 
-REGISTERS: list[Callable[[Any], None]] = [*_model_commands(), register_models, register_plugins, register_install,
+REGISTERS: list[Callable[[Any], None]] = [*_model_commands(), register_models, register_register, register_plugins,
+                                          register_install,
                                           _register_cache]

@@ -65,6 +65,8 @@ def register_demo(sub: Any) -> None:
                    help="a Hub endpoint URL: push the first modality's fine-tuned model there")
     p.add_argument("--repo-id", help="repo to push to (default: <your user>/tlzoo-demo-<modality>)")
     p.add_argument("--token", help="Hub token for the push (default: HF_TOKEN or your stored login)")
+    p.add_argument("--no-register", dest="register", action="store_false",
+                   help="do not add the pretrained image and audio source models to your own zoo")
     p.set_defaults(func=cmd_demo)
 
 
@@ -85,7 +87,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not getattr(args, "debug", False):
         _quiet_libraries()
     report = run_demo(args.output_dir, modalities=modalities, quick=args.quick, seed=args.seed,
-                      num_threads=args.threads, push_to=args.push_to, repo_id=args.repo_id, token=args.token)
+                      num_threads=args.threads, push_to=args.push_to, repo_id=args.repo_id, token=args.token,
+                      register_sources=args.register)
     if args.json:
         echo_json(report)
     else:
@@ -172,4 +175,7 @@ def format_report(report: dict[str, Any]) -> list[str]:
         lines.append(f"  {report['plots']['comparison']}  (accuracy and F1 of every method)")
     lines += [f"  {path}  (training curves)" for path in report["plots"]["curves"].values()]
     lines.append(f"  {report['output_dir']}/<modality>/<method>/model  (the adapted models), results.json")
+    for entry in report.get("registered", []):
+        lines.append(f"  {entry['folder']}  (the pretrained {entry['modality']} source model; in your zoo as "
+                     f"{entry['name']!r}: tlzoo adapt {entry['name']} YOUR_DATA, offline)")
     return lines

