@@ -122,3 +122,107 @@ def test_divergence_steps_back_and_retries_at_a_lower_rate(tiny_models: Any, fea
     assert len(diverged) == 1 and diverged[0]["learning_rate"] == pytest.approx(1e-3)
     assert result.recipe["hyperparameters"]["learning_rate"] == pytest.approx(1e-4)
     assert all(np.isfinite(v) for v in result.metrics["test"].values() if isinstance(v, float))
+
+
+# --- batch-norm statistics (AdaBN) -------------------------------------------------------------------------------
+
+
+def test_batch_norm_mismatch_is_measured_and_recalibration_removes_it(resnet: Path) -> None:
+    """Untrained statistics (0 and 1) do not describe digits; after recalibration on digits they do."""
+    from tlzoo.plugins import get_modality
+    from tlzoo.training.norm_stats import MISMATCH, recalibrate, statistics_mismatch
+
+    extractor = get_modality("image").build_feature_extractor(str(resnet)).eval()
+    images = list(digit_images(20)["image"])
+    weights = {k: v.clone() for k, v in extractor.state_dict().items()
+               if "running_" not in k and "num_batches_tracked" not in k}
+    assert statistics_mismatch(extractor, images[:32]) > MISMATCH
+    assert recalibrate(extractor, images[:120]) > 0
+    assert statistics_mismatch(extractor, images[120:152]) < MISMATCH / 2  # other digits: the same statistics
+    assert all(torch.equal(weights[k], v) for k, v in extractor.state_dict().items() if k in weights)
+    assert not extractor.training and all(not m.training for m in extractor.modules())  # the mode is put back
+
+
+def test_auto_recalibrates_batch_norm_that_does_not_describe_the_data(resnet: Path, feature_cache: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random-weight ResNet: the probe is fitted on recalibrated features, and the recipe says so."""
+    from tlzoo.plugins import get_modality
+    from tlzoo.training import train
+    from tlzoo.training.norm_stats import statistics_mismatch
+
+    monkeypatch.setattr(train, "RECALIBRATION_EXAMPLES", 10)  # a sample of train is enough, and bounds the cost
+    data = digit_images(12)
+    result = tlzoo.adapt(str(resnet), data, strategy="linear_probe", progress=False)
+    record = result.recipe["hyperparameters"]["batch_norm_recalibration"]
+    assert record["recalibrated"] is True and record["mismatch"] > record["threshold"]
+    assert 5 <= record["examples"] <= 10 < result.recipe["data"]["split_sizes"]["train"]
+    assert "AdaBN" in result.recipe["trials"][0]["batch_norm"]
+    untouched = get_modality("image").build_feature_extractor(str(resnet))
+    images = list(data["image"])
+    assert statistics_mismatch(result.model.extractor, images[:32]) < statistics_mismatch(untouched, images[:32])
+
+
+def test_no_recalibration_without_batch_norm_or_when_it_fits(tiny_models: Any, resnet: Path, tmp_path: Path,
+                                                               feature_cache: Path) -> None:
+    vit = tlzoo.adapt(str(tiny_models("vit")), colour_images(8), strategy="linear_probe", progress=False)
+    assert "batch_norm_recalibration" not in vit.recipe["hyperparameters"]
+    data = digit_images(12)
+    first = tlzoo.adapt(str(resnet), data, strategy="linear_probe", progress=False)
+    first.model.extractor.backbone.save_pretrained(tmp_path / "calibrated")  # its statistics are the digits'
+    first.model.extractor.processor.save_pretrained(tmp_path / "calibrated")
+    again = tlzoo.adapt(str(tmp_path / "calibrated"), data, strategy="linear_probe", progress=False)
+    assert again.recipe["hyperparameters"]["batch_norm_recalibration"]["recalibrated"] is False
+
+
+# --- how deep auto fine-tunes -------------------------------------------------------------------------------------
+
+
+def plan(**overrides: Any) -> Any:
+    from tlzoo.training.ladder import plan_fine_tune
+
+    settings = {"probe_validation": {"accuracy": 0.7}, "n_train": 100, "n_validation": 30, "epochs": 10,
+                "seconds_per_example": 0.01, "probe_seconds": 1.0, "time_budget": None, "backbone_parameters": 10**6,
+                "partial_fraction": 0.2}
+    return plan_fine_tune(**{**settings, **overrides})
+
+
+def test_the_ladder_fine_tunes_every_layer_when_the_budget_allows() -> None:
+    decision = plan()
+    assert decision.fine_tune and decision.strategy == "lp_ft"
+    assert decision.estimated_seconds == pytest.approx(0.01 * 110 * 10)
+
+
+def test_the_ladder_trains_the_top_layers_when_only_they_fit_the_budget() -> None:
+    decision = plan(time_budget=8.0)  # every layer: 11 s; the top 20%: 11 * (1 + 0.4) / 3 = 5.1 s
+    assert decision.fine_tune and decision.strategy == "partial", decision
+    assert decision.estimated_seconds == pytest.approx(11 * 1.4 / 3)
+    assert not plan(time_budget=4.0).fine_tune
+
+
+def test_the_ladder_uses_lora_on_a_large_backbone() -> None:
+    from tlzoo.training.ladder import LORA_MIN_PARAMETERS
+
+    assert plan(backbone_parameters=LORA_MIN_PARAMETERS).strategy == "lora"
+    assert not plan(backbone_parameters=LORA_MIN_PARAMETERS, time_budget=5.0).fine_tune
+
+
+def test_the_ladder_keeps_a_probe_that_is_right_on_every_held_out_example() -> None:
+    few = plan(probe_validation={"accuracy": 1.0}, n_validation=3,
+               probe_held_out={"accuracy": 1.0, "examples": 12, "selection": "cross-validation"})
+    assert not few.fine_tune and "every example held out" in few.reason
+    wrong_once = plan(probe_validation={"accuracy": 1.0}, n_validation=3,
+                      probe_held_out={"accuracy": 11 / 12, "examples": 12, "selection": "cross-validation"})
+    assert wrong_once.fine_tune
+
+
+def test_auto_records_the_trial_it_chose(tiny_models: Any, feature_cache: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the LoRA threshold lowered to the tiny ViT's size, auto's fine-tuning trial is LoRA, logged as such."""
+    from tlzoo.training import ladder
+
+    monkeypatch.setattr(ladder, "LORA_MIN_PARAMETERS", 1)
+    result = tlzoo.adapt(str(tiny_models("vit")), digit_images(8), progress=False)
+    trials = result.recipe["trials"]
+    assert trials[1]["strategy"] == "lora" and trials[1]["seconds"] > 0, trials
+    assert result.recipe["strategy"] in ("lora", "linear_probe")
+    assert "LoRA" in result.recipe["strategy_reason"]

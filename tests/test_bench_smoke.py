@@ -76,9 +76,10 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("script", ["auto.py", "probe.py"])
+@pytest.mark.parametrize("script", ["auto.py", "probe.py", "script_vs_adapt.py"])
 def test_quick_side_by_side_benchmarks_report_their_ratios(script: str, tmp_path: Path) -> None:
-    """``bench/auto.py`` (auto vs a grid) and ``bench/probe.py`` (the probe vs scikit-learn) in quick mode."""
+    """``bench/auto.py`` (auto vs a grid), ``bench/probe.py`` (the probe vs scikit-learn) and
+    ``bench/script_vs_adapt.py`` (``tlzoo adapt`` vs a sentence-transformers script) in quick mode."""
     env = {**os.environ, "TLZOO_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / script), "--quick", "--output", str(tmp_path / "out")],
@@ -92,3 +93,9 @@ def test_quick_side_by_side_benchmarks_report_their_ratios(script: str, tmp_path
         assert summary["mode"] == "quick" and _is_number(summary["mean_ratio"]) and _is_number(summary["time_ratio"])
         assert [t["task"] for t in summary["tasks"]] == ["colours-vit"]
         assert "| task |" in written["auto.md"].read_text()
+    if script == "script_vs_adapt.py":
+        summary = json.loads(written["script_vs_adapt.json"].read_text())
+        assert summary["mode"] == "quick" and _is_number(summary["ratio"]["median"])
+        assert all(_is_number(r["accuracy"]) for side in ("script", "tlzoo") for r in summary["runs"][side])
+        assert summary["fit_vs_extraction"] and all(_is_number(r["ratio"]) for r in summary["fit_vs_extraction"])
+        assert "| sentences |" in written["script_vs_adapt.md"].read_text()

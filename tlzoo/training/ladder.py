@@ -9,19 +9,30 @@ fine-tuning from the probed head (LP-FT, Kumar et al. 2022) can pay:
   from a worse one;
 - not when the probe is already (nearly) perfect on held-out data: the
   validation split, or, when that is a handful, the cross-validation its L2
-  was chosen by;
+  was chosen by; at least :data:`GOOD_ENOUGH` on :data:`MIN_EVIDENCE` examples or
+  more, or right on every one of fewer (a fine-tuned model could then only be
+  kept for a lower loss on a handful of examples, which is noise, not evidence);
 - not when its measured cost -- a forward and backward pass per training
   example per epoch, timed on one batch of the user's data, plus validation --
   exceeds the time budget (``time_budget``, by default ten times what the probe
   cost and at least a minute).
 
-Otherwise the fine-tuning trial runs, starting from the probe's weights, at a
-learning rate found by a range test, for :func:`fine_tune_epochs` epochs with
-early stopping; it keeps the probe unless it does better on validation. When
-it does not beat the probe and the budget still allows, one more trial runs at
-:data:`RETRY_FACTOR` times that rate, again from the probe. Every
-trial, its cost and why it was kept or dropped is recorded in the recipe
-(``recipe["trials"]``).
+Otherwise it picks how deep to fine-tune, from the backbone's size and the
+measured cost:
+
+- ``lora`` on a backbone of :data:`LORA_MIN_PARAMETERS` weights or more, where
+  full fine-tuning's optimizer state (twice the weights) is what runs out first;
+- ``lp_ft`` (every layer, from the probe's head) when its estimate fits the budget;
+- ``partial`` (the top ``trainable_layers`` groups, from the probe's head) when
+  only it fits: its backward pass stops at the lowest group it trains, so it
+  costs a forward pass plus a backward pass through that fraction of the weights.
+
+The trial starts from the probe's weights, at a learning rate found by a range
+test, for :func:`fine_tune_epochs` epochs with early stopping; it keeps the
+probe unless it does better on validation. When it does not beat the probe and
+the budget still allows, one more trial runs at :data:`RETRY_FACTOR` times that
+rate, again from the probe. Every trial, its cost and why it was kept or
+dropped is recorded in the recipe (``recipe["trials"]``).
 """
 
 from __future__ import annotations
@@ -47,6 +58,8 @@ MIN_EPOCHS, MAX_EPOCHS = 3, 20
 RETRY_FACTOR = 10.0
 #: Early-stopping patience of fine-tuning when the user sets none.
 PATIENCE = 3
+#: From this many backbone weights, ``auto`` fine-tunes with LoRA adapters instead of every weight.
+LORA_MIN_PARAMETERS = 300_000_000
 
 
 @dataclass
@@ -57,6 +70,8 @@ class Decision:
     reason: str
     estimated_seconds: float
     budget_seconds: float
+    #: the fine-tuning trial to run: ``lp_ft``, ``partial`` or ``lora`` (``lp_ft`` when none runs)
+    strategy: str = "lp_ft"
 
 
 def fine_tune_epochs(n_train: int, batch_size: int) -> int:
@@ -80,13 +95,17 @@ def step_seconds(extractor: Any, values: list[Any]) -> float:
 
 def plan_fine_tune(*, probe_validation: dict[str, Any] | None, n_train: int, n_validation: int, epochs: int,
                    seconds_per_example: float, probe_seconds: float, time_budget: float | None,
-                   probe_held_out: dict[str, Any] | None = None) -> Decision:
-    """Decide whether fine-tuning after the probe can pay (see the module docstring).
+                   probe_held_out: dict[str, Any] | None = None, backbone_parameters: int = 0,
+                   partial_fraction: float = 1.0) -> Decision:
+    """Decide whether fine-tuning after the probe can pay, and how deep (see the module docstring).
 
     :param probe_validation: the probe's validation metrics (``None``: no validation split).
     :param probe_held_out: the probe's accuracy where its L2 was chosen (``accuracy``,
         ``examples``, ``selection``): cross-validated on train when validation is a
         handful, so "already right" is judged on enough examples.
+    :param seconds_per_example: a forward and backward pass through the whole backbone, per example.
+    :param backbone_parameters: the backbone's weights (``lora`` from :data:`LORA_MIN_PARAMETERS`).
+    :param partial_fraction: the fraction of the backbone's weights ``partial`` would train.
     """
     per_epoch = seconds_per_example * (n_train + n_validation / 3)
     estimate = per_epoch * epochs
@@ -101,9 +120,26 @@ def plan_fine_tune(*, probe_validation: dict[str, Any] | None, n_train: int, n_v
     if accuracy is not None and accuracy >= GOOD_ENOUGH and max(n_validation, (probe_held_out or {}).get(
             "examples", 0)) >= MIN_EVIDENCE:
         return Decision(False, f"the linear probe is already {accuracy:.1%} accurate {where}", estimate, budget)
-    if estimate > budget:
-        return Decision(False, f"fine-tuning would take about {estimate:.0f} s ({epochs} epochs at "
-                               f"{per_epoch:.1f} s), over the {budget:.0f} s budget; raise time_budget to try it",
-                        estimate, budget)
-    return Decision(True, f"fine-tuning from the probe's head fits the budget (about {estimate:.0f} s of "
-                          f"{budget:.0f} s) and may beat the probe's validation score", estimate, budget)
+    if accuracy is not None and min(accuracy, probe_validation.get("accuracy", accuracy)) >= 1.0:
+        return Decision(False, f"the linear probe is already right on every example held out ({where}): a "
+                               "fine-tuned model could only be kept for a lower loss on those few, which says "
+                               "nothing about its accuracy", estimate, budget)
+    if backbone_parameters >= LORA_MIN_PARAMETERS:
+        # LoRA's backward pass still runs through every layer: about the cost of full fine-tuning
+        if estimate <= budget:
+            return Decision(True, f"LoRA fine-tuning from the probe's head fits the budget (about {estimate:.0f} s "
+                                  f"of {budget:.0f} s); a backbone of {backbone_parameters / 1e6:.0f}M weights "
+                                  f"trains adapters rather than every weight", estimate, budget, "lora")
+    elif estimate <= budget:
+        return Decision(True, f"fine-tuning from the probe's head fits the budget (about {estimate:.0f} s of "
+                              f"{budget:.0f} s) and may beat the probe's validation score", estimate, budget)
+    else:
+        # forward (a third of the full step) plus a backward pass through the trained fraction (two thirds)
+        partial = estimate * (1 + 2 * min(max(partial_fraction, 0.0), 1.0)) / 3
+        if partial <= budget:
+            return Decision(True, f"fine-tuning every layer would take about {estimate:.0f} s, over the "
+                                  f"{budget:.0f} s budget; the top layers alone ({partial_fraction:.0%} of the "
+                                  f"weights, about {partial:.0f} s) fit it", partial, budget, "partial")
+    return Decision(False, f"fine-tuning would take about {estimate:.0f} s ({epochs} epochs at "
+                           f"{per_epoch:.1f} s), over the {budget:.0f} s budget; raise time_budget to try it",
+                    estimate, budget)

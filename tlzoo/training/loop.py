@@ -95,6 +95,8 @@ class Phase:
     #: filled in by :func:`run_phase`: the range test's record, when one ran, and the peak learning rate trained at
     range_test: dict[str, Any] | None = None
     peak_learning_rate: float | None = None
+    #: the strategy this phase trains for, kept in its checkpoints (a resumed ``auto`` run continues it)
+    strategy: str | None = None
 
 
 @dataclass
@@ -141,7 +143,8 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
     )
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     eval_loaders = {name: accelerator.prepare(loader) for name, loader in phase.eval_loaders.items()}
-    state = {"phase": phase.name, "epoch": 0, "best": None, "best_epoch": None, "bad_epochs": 0, "order": order}
+    state = {"phase": phase.name, "epoch": 0, "best": None, "best_epoch": None, "bad_epochs": 0, "order": order,
+             "strategy": phase.strategy}
     best_weights: dict[str, torch.Tensor] | None = None
     if phase.baseline is not None:
         state.update(best=phase.baseline[0], best_epoch=0)

@@ -10,11 +10,11 @@ lp_ft         linear probe first, then ``full`` from that head       once, then 
 lora          head + low-rank adapters (peft); backbone frozen       every step
 ============  =====================================================  ================
 
-``auto`` fits the probe, then tries LP-FT from it when
-:mod:`tlzoo.training.ladder` measures that fine-tuning can pay, and keeps the
-better on validation (Kumar et al. 2022 for LP-FT); it never picks ``lora``,
-whose savings (optimizer memory, small checkpoints) matter on large backbones
-and small GPUs, which the data alone do not tell.
+``auto`` fits the probe, then fine-tunes from its head when
+:mod:`tlzoo.training.ladder` measures that fine-tuning can pay -- every layer
+(LP-FT, Kumar et al. 2022), the top layers when only they fit the time budget,
+or ``lora`` on a backbone large enough that full fine-tuning's optimizer state
+is what runs out first -- and keeps the better on validation.
 
 ``lora`` (Hu et al. 2021) wraps the backbone in peft's LoRA adapters
 (:func:`tlzoo.training.lora.inject_lora`), trains them with the head in the same

@@ -13,8 +13,12 @@ final model on the held-out splits. The phases:
   keeps them unless it does better, and leaves batch-norm statistics as the
   probe saw them; a diverging run steps back to them and retries at a tenth of
   the rate.
-- ``auto``: the probe, then fine-tuning if :mod:`tlzoo.training.ladder` judges
-  that it can pay; every trial is recorded (``Trained.trials``).
+- ``auto``: the probe, then fine-tuning (LP-FT, partial or LoRA) if
+  :mod:`tlzoo.training.ladder` judges that it can pay; every trial is recorded
+  (``Trained.trials``).
+
+Before a probe, a backbone whose batch-norm statistics do not describe the
+training data has them recalibrated on it (:mod:`tlzoo.training.norm_stats`).
 
 ``lora`` trains peft adapters in the ``fine_tune`` phase and merges them into
 the backbone before the final evaluation, so what is evaluated is what is saved.
@@ -56,6 +60,9 @@ from tlzoo.training.lora import LoraSettings, merge_lora
 from tlzoo.training.strategies import FINE_TUNE, LORA, PROBE, parameter_groups, trainable_groups
 
 logger = logging.getLogger(__name__)
+
+#: Batch-norm statistics are recalibrated on at most this many training examples (evenly spread over train).
+RECALIBRATION_EXAMPLES = 2048
 
 
 
@@ -116,7 +123,8 @@ def train(
     strategy, reason = options.strategy, "chosen by the user"
     resume = run.resume_state
     if resume and resume["phase"] == "fine_tune" and strategy in ("auto", "lp_ft"):
-        strategy = "lp_ft"  # the probe (and auto's decision to fine-tune) happened before the checkpoint
+        # the probe (and auto's decision to fine-tune, and how deep) happened before the checkpoint
+        strategy = (resume.get("strategy") or "lp_ft") if options.strategy == "auto" else "lp_ft"
         reason = reason if options.strategy == "lp_ft" else "auto had chosen to fine-tune after its probe (resumed)"
     elif strategy in ("auto", "linear_probe", "lp_ft"):
         run.probe(strategy, resume if resume and resume["phase"] == "linear_probe" else None)
@@ -211,6 +219,7 @@ class _Run:
         started = time.perf_counter()
         for param in self.extractor.parameters():
             param.requires_grad_(False)
+        self._match_batch_norm()
         gradient_settings = o.lp_epochs is not None or (strategy == "linear_probe" and (o.epochs or o.learning_rate))
         linear = linear_layer(self.head)
         if o.use_feature_cache:
@@ -241,6 +250,30 @@ class _Run:
         self.trials.append({"strategy": "linear_probe", "validation": self.probe_validation,
                             "seconds": round(self.timings["linear_probe"], 3), "kept": True,
                             "why": "the probe is the starting point and the floor every later trial must beat"})
+        if self.hyper.get("batch_norm_recalibration", {}).get("recalibrated"):
+            self.trials[-1]["batch_norm"] = "statistics recalibrated on train before the probe (AdaBN)"
+
+    def _match_batch_norm(self) -> None:
+        """Recalibrate the backbone's batch-norm statistics on train when they do not describe it (AdaBN)."""
+        from tlzoo.training.norm_stats import MISMATCH, batch_norm_layers, recalibrate, statistics_mismatch
+
+        if not batch_norm_layers(self.extractor):
+            return
+        t, started = self.target, time.perf_counter()
+        train = t.splits["train"]
+        if len(train) > RECALIBRATION_EXAMPLES:  # evenly spread: enough for the statistics, a bounded cost
+            train = train.select(range(0, len(train), -(-len(train) // RECALIBRATION_EXAMPLES)))
+        values = column_values(train, t.input_column)
+        self.extractor.to(self.accelerator.device)
+        mismatch = statistics_mismatch(self.extractor, values[:max(self.options.batch_size, 32)])
+        record: dict[str, Any] = {"mismatch": round(mismatch, 3), "threshold": MISMATCH, "recalibrated": False}
+        if mismatch > MISMATCH:
+            layers = recalibrate(self.extractor, values, batch_size=max(self.options.batch_size, 32))
+            record.update(recalibrated=True, layers=layers, examples=len(values))
+            logger.info("Batch-norm statistics recalibrated on %d training examples (%d layers): the stored "
+                        "ones were off by %.2f (over %.2f).", len(values), layers, mismatch, MISMATCH)
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        self.hyper["batch_norm_recalibration"] = record
 
     def _fit_probe(self, data: dict[str, Any], linear: nn.Linear, model: TaskModel, validation: Any) -> None:
         import numpy as np
@@ -294,26 +327,30 @@ class _Run:
             release(self.accelerator)
 
     def decide(self) -> tuple[str, str]:
-        """``auto``'s choice after the probe: ``lp_ft`` if fine-tuning can pay, else ``linear_probe``."""
+        """``auto``'s choice after the probe: ``lp_ft``, ``partial`` or ``lora`` if fine-tuning can pay, else
+        ``linear_probe`` (see :func:`tlzoo.training.ladder.plan_fine_tune`)."""
         o, t = self.options, self.target
         n_train = len(t.splits["train"])
         n_val = len(t.splits["validation"]) if "validation" in t.splits else 0
         epochs = o.epochs or fine_tune_epochs(n_train, o.batch_size)
         sample = column_values(t.splits["train"].select(range(min(n_train, o.batch_size))), t.input_column)
         per_example = step_seconds(self.extractor, sample) if o.time_budget != 0 else 0.0
+        top = self.extractor.layer_groups()[-o.trainable_layers:]
+        partial_fraction = sum(p.numel() for g in top for p in g.parameters) / max(self.n_params, 1)
         decision = plan_fine_tune(probe_validation=self.probe_validation, probe_held_out=self.probe_held_out,
                                   n_train=n_train, n_validation=n_val,
                                   epochs=epochs, seconds_per_example=per_example, probe_seconds=self.timings["linear_probe"],
-                                  time_budget=o.time_budget)
+                                  time_budget=o.time_budget, backbone_parameters=self.n_params,
+                                  partial_fraction=partial_fraction)
         if o.time_budget == 0:
             decision.fine_tune, decision.reason = False, "time_budget=0 asks for the probe only"
         if not decision.fine_tune:
-            self.trials.append({"strategy": "lp_ft", "skipped": True, "why": decision.reason,
+            self.trials.append({"strategy": decision.strategy, "skipped": True, "why": decision.reason,
                                 "estimated_seconds": round(decision.estimated_seconds, 1),
                                 "budget_seconds": round(decision.budget_seconds, 1)})
             return "linear_probe", f"the linear probe; not fine-tuned: {decision.reason}"
         self.hyper["time_budget_seconds"] = round(decision.budget_seconds, 1)
-        return "lp_ft", f"the linear probe, then fine-tuning from it: {decision.reason}"
+        return decision.strategy, f"the linear probe, then fine-tuning from it: {decision.reason}"
 
     def fine_tune(self, strategy: str, resume: dict[str, Any] | None, learning_rate: float | None = None) -> bool:
         """The fine-tuning phase; returns whether it kept the weights it started from (the probe's).
@@ -350,7 +387,7 @@ class _Run:
                           train_loader=self.loader(data["train"], collate, o.batch_size, shuffle=True),
                           eval_loaders={n: loaders[n] for n in loaders if n == "validation"}, epochs=epochs,
                           warmup_ratio=o.warmup_ratio, lr_scheduler_type=o.lr_scheduler_type,
-                          find_learning_rate=given is None and attempt == 0, baseline=baseline)
+                          find_learning_rate=given is None and attempt == 0, baseline=baseline, strategy=strategy)
             try:
                 state = run_phase(phase, self.settings, self.accelerator, resume=resume, order=1)
                 break
