@@ -326,6 +326,15 @@ def test_adapt_of_candidates_none_of_which_can_be_ranked(family: dict[str, str],
         tlzoo.adapt([], target, progress=False)
 
 
+def test_candidates_on_the_hub_count_as_needing_it(tmp_path: Path) -> None:
+    """adapt() goes offline when the Hub cannot be reached and a source is not on disk: candidates too."""
+    from tlzoo.options import AdaptOptions
+    from tlzoo.workflow import _uses_hub
+
+    assert _uses_hub([str(tmp_path), "some-org/some-model"], str(tmp_path), AdaptOptions())
+    assert not _uses_hub([str(tmp_path), str(tmp_path)], str(tmp_path), AdaptOptions())
+
+
 # --- the command line -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def saved_target(target: Any, tmp_path_factory: pytest.TempPathFactory) -> str:

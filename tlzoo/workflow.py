@@ -126,13 +126,14 @@ def adapt(source: Any, data: Any, options: AdaptOptions | None = None, **kwargs:
 
 
 def _uses_hub(source: Any, data: Any, options: AdaptOptions) -> bool:
-    """Whether the run may need the Hub: a source or data named but not on disk, or a push."""
+    """Whether the run may need the Hub: a source (or candidate) or data named but not on disk, or a push."""
     import os
 
     def remote(value: Any) -> bool:
         return isinstance(value, str | os.PathLike) and not Path(value).expanduser().exists()
 
-    return bool(options.push_to_hub) or remote(source) or remote(data)
+    sources = source if isinstance(source, list | tuple) else [source]
+    return bool(options.push_to_hub) or any(remote(s) for s in sources) or remote(data)
 
 
 def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
