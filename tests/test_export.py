@@ -152,10 +152,22 @@ def test_no_export_when_it_cannot_be_exact(
     info = json.loads((folder / CONFIG_NAME).read_text())["pipeline"]
     assert info["exported"] is False and reason in info["reason"]
     assert [r.levelname for r in caplog.records if reason in r.getMessage()] == ["INFO"]  # expected, not a problem
-    config = json.loads((folder / "config.json").read_text())
-    assert config["architectures"][0].endswith("Model")  # the plain backbone
+    config = json.loads((folder / "backbone" / "config.json").read_text())
+    assert config["architectures"][0].endswith("Model")  # the plain backbone, out of pipeline()'s way
+    assert not (folder / "config.json").exists() and not (folder / "model.safetensors").exists()
     values = inputs_for(TINY_MODALITIES[family])
     torch.testing.assert_close(load(folder).logits(values), model.logits(values), atol=1e-6, rtol=0)
+
+
+def test_pipeline_refuses_a_model_it_cannot_serve_exactly(tiny_models: Callable[[str], Path], tmp_path: Path) -> None:
+    from transformers import pipeline
+
+    model = make_model(tiny_models, "bert")  # mean pooling: no transformers classifier pools that way
+    folder = model.save_pretrained(tmp_path / "m")
+    with pytest.raises((OSError, ValueError), match="config.json"):  # rather than a random classifier
+        pipeline("text-classification", model=str(folder))
+    card = (folder / "README.md").read_text()
+    assert "not with transformers' `pipeline()`" in card and "pool with pooler, this model with 'mean'" in card
 
 
 def test_no_export_when_verification_fails(
@@ -173,8 +185,8 @@ def test_no_export_when_verification_fails(
     folder = model.save_pretrained(tmp_path / "m")
     info = json.loads((folder / CONFIG_NAME).read_text())["pipeline"]
     assert info["exported"] is False and "differs from tlzoo by 1.00e+00" in info["reason"]
-    assert json.loads((folder / "config.json").read_text())["architectures"] == ["ViTModel"]
-    assert "pipeline()" not in (folder / "README.md").read_text()
+    assert json.loads((folder / "backbone" / "config.json").read_text())["architectures"] == ["ViTModel"]
+    assert 'pipeline("' not in (folder / "README.md").read_text()
 
 
 def test_only_the_exported_classifier_keys_are_hidden_from_load_reports() -> None:

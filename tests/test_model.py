@@ -355,5 +355,23 @@ def test_model_card_metadata_and_body(tmp_path: Path) -> None:
     assert "| learning_rate | 3e-05 |" in text and "| requested_strategy | auto |" in text
     assert '| data.split_sizes | `{"train": 8, "test": 4}` |' in text and "| source |" not in text
     assert "| 2 | 0.5 | 1 |" in text  # the per-epoch table fills in missing cells
-    assert "pipeline(" not in text and "tlzoo.load(" in text
+    assert "from transformers import pipeline" not in text and "tlzoo.load(" in text
     card.build_model_card({"modality": "text"}, model_name="bare")  # robust to missing parts
+
+
+def test_the_card_says_how_to_install_what_loads_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json as json_lib
+    from importlib import metadata
+
+    from tlzoo.model import card as card_module
+
+    config = {"modality": "text", "tlzoo_version": "9.9.9"}
+    body = card_module.card_body(config, model_name="m")
+    direct = metadata.distribution("tlzoo").read_text("direct_url.json")
+    if direct and "dir_info" in json_lib.loads(direct):  # installed here from this checkout, as setup.sh does
+        assert "installed from a tlzoo source checkout (`pip install ./ ./plugins/tlzoo-text` there" in body
+    else:
+        assert f"`pip install tlzoo==9.9.9 tlzoo-text=={metadata.version('tlzoo-text')}`" in body
+    monkeypatch.setattr(card_module, "_from_checkout", lambda name: False)
+    monkeypatch.setattr(card_module, "_version", lambda name: {"tlzoo-text": "1.2.3"}.get(name))
+    assert "(`pip install tlzoo==9.9.9 tlzoo-text==1.2.3`)" in card_module.card_body(config, model_name="m")

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 #: ``model.safetensors`` beside a newly sharded checkpoint would be loaded instead of it.
 STALE_PATTERNS = [
     "*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.ckpt", "*.pkl",
-    "plots/*",
+    "plots/*", "config.json", "backbone/*",
 ]  # fmt: skip
 
 

@@ -9,11 +9,14 @@ with the backbone's) and its ``push_to_hub`` takes no ``endpoint``.
 
 A saved folder::
 
-    config.json, model.safetensors   the backbone in transformers format -- or, when the
-                                     head is linear and the family supports it, the whole
-                                     model as a transformers classifier (tlzoo.model.export)
+    config.json, model.safetensors   when the head is linear and the family supports it: the
+                                     whole model as a transformers classifier that
+                                     ``pipeline()`` serves exactly (tlzoo.model.export)
+    backbone/                        otherwise: the backbone in transformers format (kept out
+                                     of the top of the folder, so that ``pipeline()`` refuses
+                                     it instead of adding a random classifier)
     preprocessor_config.json |       the image processor / audio feature extractor /
-    tokenizer.json, tokenizer_config.json   tokenizer
+    tokenizer.json, tokenizer_config.json   tokenizer (in backbone/ with the backbone)
     head.safetensors                 the head's weights (safetensors, never pickle)
     tlzoo.json                       format version, task, labels, source, head spec,
                                      extractor options, recipe, metrics, history, export
@@ -49,6 +52,9 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CONFIG_NAME = "tlzoo.json"
 HEAD_NAME = "head.safetensors"
+#: Where a model that transformers' ``pipeline()`` cannot serve exactly keeps its backbone (a transformers
+#: folder); an exported model holds a classifier at the top of its folder instead.
+BACKBONE_DIR = "backbone"
 #: The folder of :attr:`AdaptedModel.attachments` read back on load.
 ATTACHMENTS_DIR = "plots"
 
@@ -271,8 +277,8 @@ class AdaptedModel(nn.Module):
             export.model.save_pretrained(folder)
             if self.extractor.processor is not None:
                 self.extractor.processor.save_pretrained(folder)
-        else:
-            self.extractor.save_pretrained(folder)
+        else:  # in a sub-folder: transformers' pipeline() must not find a backbone to put a random head on
+            self.extractor.save_pretrained(folder / BACKBONE_DIR)
         state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
         save_file(state, str(folder / HEAD_NAME), metadata={"format": "pt"})
         config = self.to_config(export.info)
@@ -312,7 +318,8 @@ class AdaptedModel(nn.Module):
             )
         from tlzoo.model.integrity import check_weight_files
 
-        check_weight_files(folder, head_file)
+        backbone = folder / BACKBONE_DIR if (folder / BACKBONE_DIR).is_dir() else folder
+        check_weight_files(backbone, head_file)
         try:
             modality = get_modality(modality_name)
         except PluginError as exc:
@@ -329,7 +336,7 @@ class AdaptedModel(nn.Module):
         pipeline = config.get("pipeline") or {}
         try:
             with quiet_exported_head(pipeline.get("head_keys") if pipeline.get("exported") else None):
-                extractor = modality.build_feature_extractor(str(folder), **options)
+                extractor = modality.build_feature_extractor(str(backbone), **options)
         except ModelLoadError:
             raise
         except TypeError as exc:
@@ -341,7 +348,7 @@ class AdaptedModel(nn.Module):
         except Exception as exc:  # the backbone's loader may raise anything: one error type here
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelLoadError(
-                f"Cannot rebuild the backbone of {folder} from its config.json and weights "
+                f"Cannot rebuild the backbone of {folder} from {backbone / 'config.json'} and its weights "
                 f"({type(exc).__name__}: {first}). The folder is damaged or incomplete; save the model again."
             ) from exc
         try:

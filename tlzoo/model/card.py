@@ -222,7 +222,7 @@ def card_body(
         f"can be much lower; check it on your own held-out examples first. It inherits the biases and the licence "
         f"(`{source.get('license') or 'other'}`) of its source model {base_link}.",
         "## How to use",
-        "With tlzoo (`pip install tlzoo`, plus the plugin of its modality):",
+        _install_line(config, modality),
         f'```python\nimport tlzoo\n\nmodel = tlzoo.load("{where}")\nprint(model.predict({example}))\n```',
     ]
     if pipeline.get("exported"):
@@ -232,7 +232,53 @@ def card_body(
             f'```python\nfrom transformers import pipeline\n\nclassifier = pipeline("{pipeline.get("task")}", '
             f'model="{where}")\nprint(classifier({example}))\n```',
         ]
+    elif pipeline.get("reason"):
+        lines.append(f"It loads with tlzoo only, not with transformers' `pipeline()`: {pipeline['reason']}, so no "
+                     "transformers classifier gives its predictions exactly (the backbone is in `backbone/`).")
     return "\n\n".join(lines) + "\n"
+
+
+def _install_line(config: Mapping[str, Any], modality: Any) -> str:
+    """How to install what loads this model: tlzoo and its modality's plugin, as they were installed here.
+
+    From a package index: ``pip install tlzoo==X tlzoo-image==Y``. From a source
+    checkout (pip records a local directory): the checkout's ``pip install`` of
+    both folders, since an index may not have those versions.
+    """
+    version = config.get("tlzoo_version") or _version("tlzoo")
+    plugin = modality.package if modality is not None else f"tlzoo-{config.get('modality', 'PLUGIN')}"
+    plugin_version = _version(plugin)
+    if _from_checkout("tlzoo"):
+        return (f"With tlzoo {version} and its {config.get('modality', '')} plugin {plugin} "
+                f"{plugin_version or ''}, installed from a tlzoo source checkout (`pip install ./ "
+                f"./plugins/{plugin}` there, or `bash setup.sh install`):").replace("  ", " ")
+    pins = " ".join(f"{name}=={v}" if v else name for name, v in (("tlzoo", version), (plugin, plugin_version)))
+    return f"With tlzoo and the plugin of its modality (`pip install {pins}`):"
+
+
+def _version(distribution: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _from_checkout(distribution: str) -> bool:
+    """Whether pip installed *distribution* from a local folder (its ``direct_url.json`` names a directory)."""
+    from importlib import metadata
+
+    try:
+        direct = metadata.distribution(distribution).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return False
+    if not direct:
+        return False
+    try:
+        return "dir_info" in json.loads(direct)
+    except ValueError:
+        return False
 
 
 def build_model_card(
