@@ -86,7 +86,7 @@ def test_epochs_show_in_a_bar_or_else_in_the_log_and_no_bars_means_none(progress
     # one log line per epoch only where no bar shows them; the bar ends with the last epoch's scores
     assert {r.levelname for r in epoch_lines} == {"DEBUG" if progress else "INFO"}
     err = capsys.readouterr().err
-    assert ("linear_probe: 100%" in err and "3/3" in err and "validation_accuracy=" in err) is progress
+    assert ("linear_probe: 100%" in err and "3/3" in err and "val_accuracy=" in err) is progress
     # progress=False: no bar at all, the libraries' (weight loading, data mapping) included, and theirs come back
     assert ("%|" in err) is progress
     # progress=True: tlzoo's bars only, as in the CLI; not the libraries' weight-loading and data-mapping bars
@@ -153,3 +153,13 @@ def test_printing_a_result_shows_a_summary_not_the_network(tiny_models: Any, fea
     text = repr(result)
     assert text.startswith("AdaptResult(strategy='linear_probe', test={'accuracy': ")
     assert len(text) < 300 and "Linear(" not in text, text
+
+
+def test_each_step_says_what_it_does_before_it_starts(tiny_models: Any, feature_cache: Path, caplog: Any) -> None:
+    with caplog.at_level("INFO"):
+        tlzoo.adapt(str(tiny_models("vit")), colour_images(6), strategy="linear_probe", epochs=1, progress=False)
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("tlzoo")]
+    steps = ["Adapting ", "Reading the target data (a Dataset, 18 rows)", "Target data:", "Loading the source model",
+             "Extracting features"]
+    at = [next(i for i, m in enumerate(messages) if m.startswith(step)) for step in steps]
+    assert at == sorted(at) and at[0] == 0, messages  # the first words come before any work

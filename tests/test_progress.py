@@ -42,3 +42,27 @@ def test_each_library_is_switched_alone_and_restored(start: bool) -> None:
     with pytest.raises(RuntimeError), library_progress_bars(hub=not start, datasets=not start):
         raise RuntimeError("restored on errors too")
     assert shown() == before
+
+
+@pytest.mark.parametrize("columns", [0, 120])
+def test_bars_stay_visible_and_leave_the_bar_room_for_its_scores(columns: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import os
+
+    from tlzoo.progress import FALLBACK_WIDTH, progress_bar, short_postfix
+
+    monkeypatch.setattr("shutil.get_terminal_size", lambda fallback=None: os.terminal_size((columns, 24)))
+    out = io.StringIO()
+    bar = progress_bar(total=3, desc="linear_probe", unit="epoch", rate=False, file=out, mininterval=0)
+    postfix = short_postfix({"train_loss": 0.123456, "validation_accuracy": 0.875, "validation_loss": 0.3141})
+    assert postfix == {"loss": "0.1235", "val_accuracy": "0.875", "val_loss": "0.3141"}
+    bar.set_postfix(postfix)
+    bar.update(3)
+    bar.close()
+    line = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert "3/3" in line and "val_accuracy=0.875" in line
+    if columns == 0:  # a terminal that reports no width still gets a whole bar
+        assert bar.ncols == FALLBACK_WIDTH
+    drawn = line.split("|")[1]
+    assert len(drawn) >= 10, line  # the bar itself is more than a character or two wide

@@ -117,12 +117,23 @@ def adapt(source: Any, data: Any, options: AdaptOptions | None = None, **kwargs:
     if options is not None:
         base["token"] = options.token
     opts = AdaptOptions.from_dict({**base, **kwargs})
+    logger.info("Adapting %s to %s: looking up the source model ...", source, _describe_data(data))
     from tlzoo.hub import offline_if_unreachable
 
     # tlzoo's own bars, and the Hub's download bars; never the weight-loading and data-mapping ones
     with library_progress_bars(hub=opts.progress, transformers=False, datasets=False), \
             offline_if_unreachable(opts.hub_endpoint, needed=_uses_hub(source, data, opts)):
         return _adapt(source, data, opts)
+
+
+def _describe_data(data: Any) -> str:
+    """*data* in a few words for the log: its path or id, else its type and size."""
+    import os
+
+    if isinstance(data, str | os.PathLike):
+        return os.fspath(data)
+    size = f", {len(data)} rows" if hasattr(data, "__len__") and type(data).__name__ != "DatasetDict" else ""
+    return f"a {type(data).__name__}{size}"
 
 
 def _uses_hub(source: Any, data: Any, options: AdaptOptions) -> bool:
@@ -175,6 +186,7 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
     modality = get_modality(src.modality)
     if strategy == "lora":
         _check_lora_targets(lora, src, token)
+    logger.info("Reading the target data (%s) ...", _describe_data(data))
     target = load_target_data(data, modality, input_column=input_column, label_column=label_column, task=task,
                               seed=seed, test_size=test_size, validation_size=validation_size)
     if early_stopping and "validation" not in target.splits:
@@ -182,6 +194,7 @@ def _adapt(source: Any, data: Any, options: AdaptOptions) -> AdaptResult:
     weights = _class_weights(class_weights, target, balanced_weights)
     timings = {"data": time.perf_counter() - started}
 
+    logger.info("Loading the source model %s ...", src.name if src.name == src.hub_id else f"{src.name} ({src.hub_id})")
     extractor = _build_extractor(modality, src, token=token, pooling=pooling)
     timings["load_model"] = time.perf_counter() - started - timings["data"]
     from tlzoo.training.train import train

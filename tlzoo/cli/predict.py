@@ -114,6 +114,9 @@ def _model_folder(model: str) -> str:
 
 def _load(args: argparse.Namespace) -> Any:
     """The model ``args.model`` names (a folder, an output folder of ``tlzoo adapt``, or a Hub repo id)."""
+    import logging
+
+    logging.getLogger("tlzoo.cli").info("Loading the model %s ...", args.model)
     import tlzoo
 
     return tlzoo.load(_model_folder(args.model), revision=args.revision, token=args.token, endpoint=args.endpoint)

@@ -130,13 +130,14 @@ class _Extraction:
     @torch.no_grad()
     def __call__(self, mine: list[int]) -> None:
         from torch.utils.data import DataLoader
-        from tqdm.auto import tqdm
+
+        from tlzoo.progress import progress_bar
 
         accelerator, extractor = self.accelerator, self.extractor
         extractor.to(accelerator.device).eval()
         loader = DataLoader(mine, batch_size=self.batch_size, collate_fn=self._fetch, num_workers=self.num_workers)
-        bar = tqdm(total=len(mine), desc="features", unit="ex", dynamic_ncols=True,
-                   disable=not (self.progress and accelerator.is_local_main_process))
+        bar = progress_bar(total=len(mine), desc="features", unit="ex",
+                           disable=not (self.progress and accelerator.is_local_main_process))
         rows: list[np.ndarray] = []
         keys: list[bytes] = []
         for batch in loader:

@@ -241,16 +241,18 @@ def _find_learning_rate(phase: Phase, model: Any, loader: Any, settings: LoopSet
 
 def _epochs_bar(phase: Phase, done: int, show: bool) -> Any:
     """The bar over *phase*'s epochs (its postfix: the last epoch's loss and validation score)."""
-    from tqdm.auto import tqdm
+    from tlzoo.progress import progress_bar
 
-    return tqdm(total=phase.epochs, initial=done, desc=phase.name, unit="epoch", dynamic_ncols=True, disable=not show)
+    return progress_bar(total=phase.epochs, initial=done, desc=phase.name, unit="epoch", rate=False, disable=not show)
 
 
 def _postfix(record: dict[str, Any], metric: str) -> dict[str, str]:
     """The training loss, the first validation metric and the one that picks the best epoch."""
     scores = [k for k in record if k.startswith("validation_") and k not in ("validation_loss", "validation_num_examples")]
     keys = ["train_loss", *scores[:1], f"validation_{metric}"]
-    return {k: f"{record[k]:.4g}" for k in dict.fromkeys(keys) if isinstance(record.get(k), int | float)}
+    from tlzoo.progress import short_postfix
+
+    return short_postfix({k: record[k] for k in dict.fromkeys(keys) if isinstance(record.get(k), int | float)})
 
 
 def release(accelerator: Any) -> None:
@@ -275,12 +277,12 @@ def end_of_epoch(phase: str, epoch: int) -> None:
 
 def _train_epoch(model: Any, optimizer: Any, scheduler: Any, loader: Any, settings: LoopSettings, accelerator: Any,
                  phase: str, epoch: int, epochs: int) -> float:
-    from tqdm.auto import tqdm
+    from tlzoo.progress import progress_bar
 
     model.train()
     total, count = torch.zeros((), device=accelerator.device), 0
-    bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True, delay=1.0,
-               disable=not (settings.progress and accelerator.is_local_main_process))
+    bar = progress_bar(loader, desc=f"epoch {epoch}/{epochs}", leave=False, delay=1.0,
+                       disable=not (settings.progress and accelerator.is_local_main_process))
     loss_fn = settings.loss.to(accelerator.device)
     for batch in bar:
         with accelerator.accumulate(model):
