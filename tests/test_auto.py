@@ -226,3 +226,32 @@ def test_auto_records_the_trial_it_chose(tiny_models: Any, feature_cache: Path,
     assert trials[1]["strategy"] == "lora" and trials[1]["seconds"] > 0, trials
     assert result.recipe["strategy"] in ("lora", "linear_probe")
     assert "LoRA" in result.recipe["strategy_reason"]
+
+
+def test_a_resumed_auto_run_continues_the_fine_tuning_auto_chose(tiny_models: Any, tmp_path: Path,
+                                                                 feature_cache: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto chose ``partial``; interrupted after its first epoch and resumed, it trains the same top layers."""
+    from tlzoo.training import loop, train
+    from tlzoo.training.ladder import Decision
+
+    monkeypatch.setattr(train, "plan_fine_tune", lambda **_: Decision(True, "only the top layers fit", 1.0, 60.0,
+                                                                      "partial"))
+    data = digit_images(8)
+    kwargs: dict[str, Any] = {"epochs": 3, "learning_rate": 1e-3, "batch_size": 8, "progress": False}
+    straight = tlzoo.adapt(str(tiny_models("vit")), data, output_dir=tmp_path / "straight", **kwargs)
+    assert straight.recipe["trials"][1]["strategy"] == "partial"
+
+    def interrupt(phase: str, epoch: int) -> None:
+        if phase == "fine_tune" and epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "end_of_epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        tlzoo.adapt(str(tiny_models("vit")), data, output_dir=tmp_path / "resumed", **kwargs)
+    monkeypatch.setattr(loop, "end_of_epoch", lambda phase, epoch: None)
+    resumed = tlzoo.adapt(str(tiny_models("vit")), data, output_dir=tmp_path / "resumed", resume_from=True, **kwargs)
+    groups = straight.recipe["hyperparameters"]["trainable_layer_groups"]
+    assert len(groups) == 2 and resumed.recipe["hyperparameters"]["trainable_layer_groups"] == groups
+    assert [h["epoch"] for h in resumed.history if h["phase"] == "fine_tune"] == [1, 2, 3]
+    assert straight.metrics["test"]["accuracy"] == resumed.metrics["test"]["accuracy"]
