@@ -99,3 +99,14 @@ def test_flags_are_not_abbreviated(capsys: Any) -> None:
     with pytest.raises(SystemExit):
         main(["adapt", "src", "data", "--learning", "3"])  # not taken for --learning-rate
     assert "unrecognized arguments: --learning" in capsys.readouterr().err
+
+
+def test_a_run_without_an_output_folder_is_named_after_its_source(tmp_path: Path, monkeypatch: Any) -> None:
+    from tlzoo.cli.adapt import default_output_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert Path(default_output_dir("sentence-transformers/all-MiniLM-L6-v2")).name.startswith("all-MiniLM-L6-v2-")
+    assert Path(default_output_dir("./models/my-vit/")).name.startswith("my-vit-")
+    for candidates in ("./a,./b", "*minilm*"):  # the source is chosen by the ranking, later
+        folder = Path(default_output_dir(candidates))
+        assert folder.parent == Path("tlzoo-runs") and folder.name.startswith("ranked-"), folder

@@ -86,11 +86,19 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def default_output_dir(source: str) -> str:
-    """``tlzoo-runs/<source name>-<date>-<time>`` in the working folder: where a run without ``-o`` is kept."""
+    """``tlzoo-runs/<source name>-<date>-<time>`` in the working folder: where a run without ``-o`` is kept.
+
+    Candidates to rank (comma-separated, or a zoo pattern) give ``tlzoo-runs/ranked-<date>-<time>``: the
+    source is chosen later.
+    """
     import re
     from pathlib import Path
 
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(source).rstrip("/")).name or "model").strip("-") or "model"
+    from tlzoo.ranking.candidates import names_candidates
+
+    ranked = "," in str(source) or names_candidates(str(source))
+    name = "ranked" if ranked else Path(str(source).rstrip("/")).name or "model"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
     folder = Path("tlzoo-runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     suffix = 1
     while folder.exists():
