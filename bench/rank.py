@@ -40,6 +40,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -140,36 +141,30 @@ def run(mode: Mode, work: Path) -> dict[str, Any]:
                 "scores": {m: rows[m]["score"] for m in FAMILY},
                 "estimators": {name: {m: rows[m][name] for m in FAMILY} for name in ("knn", "logme", "linear_probe")}}
 
-    def finetune_once() -> dict[str, Any]:
-        index = calls["finetune"]
-        calls["finetune"] += 1
-        data = _target(mode, index)
-        _fresh_cache()
-        t0 = time.perf_counter()
-        accuracy = {}
-        for member, source in zip(FAMILY, sources, strict=True):
-            result = tlzoo.adapt(source, data, strategy="lp_ft", epochs=mode.finetune_epochs,
-                                 learning_rate=mode.finetune_learning_rate, validation_size=0.0, seed=index,
-                                 save_strategy="no", progress=False)
-            accuracy[member] = result.metrics["test"]["accuracy"]
-        seconds = time.perf_counter() - t0
-        log(f"  round {index + 1}: fine-tune all {seconds:.2f} s, best {max(accuracy, key=accuracy.get)}")
-        return {"seconds": seconds, "accuracy": accuracy}
+    def finetuner(side: str, what: str, **settings: Any) -> Callable[[], dict[str, Any]]:
+        """One round of fine-tuning every candidate with *settings* (on top of ``strategy="lp_ft"``)."""
 
-    def finetune_defaults_once() -> dict[str, Any]:
-        """Every candidate fine-tuned as tlzoo does it with no settings: its own rate, epochs, validation split."""
-        index = calls["finetune_defaults"]
-        calls["finetune_defaults"] += 1
-        data = _target(mode, index)
-        _fresh_cache()
-        t0 = time.perf_counter()
-        accuracy = {}
-        for member, source in zip(FAMILY, sources, strict=True):
-            result = tlzoo.adapt(source, data, strategy="lp_ft", seed=index, save_strategy="no", progress=False)
-            accuracy[member] = result.metrics["test"]["accuracy"]
-        seconds = time.perf_counter() - t0
-        log(f"  round {index + 1}: fine-tune all with tlzoo's settings {seconds:.2f} s")
-        return {"seconds": seconds, "accuracy": accuracy}
+        def finetune_once() -> dict[str, Any]:
+            index = calls[side]
+            calls[side] += 1
+            data = _target(mode, index)
+            _fresh_cache()
+            t0 = time.perf_counter()
+            accuracy = {}
+            for member, source in zip(FAMILY, sources, strict=True):
+                result = tlzoo.adapt(source, data, strategy="lp_ft", seed=index, save_strategy="no", progress=False,
+                                     **settings)
+                accuracy[member] = result.metrics["test"]["accuracy"]
+            seconds = time.perf_counter() - t0
+            log(f"  round {index + 1}: fine-tune all {what} {seconds:.2f} s, best {max(accuracy, key=accuracy.get)}")
+            return {"seconds": seconds, "accuracy": accuracy}
+
+        return finetune_once
+
+    # a short fixed recipe, and tlzoo's own settings (its rate, epochs and validation split)
+    finetune_once = finetuner("finetune", "(fixed recipe)", epochs=mode.finetune_epochs,
+                              learning_rate=mode.finetune_learning_rate, validation_size=0.0)
+    finetune_defaults_once = finetuner("finetune_defaults", "(tlzoo's settings)")
 
     log(f"{mode.repeats} round(s): rank all {len(FAMILY)} / fine-tune all {len(FAMILY)}")
     measured = alternate({"rank": rank_once, "finetune": finetune_once, "finetune_defaults": finetune_defaults_once},
