@@ -101,6 +101,11 @@ def offline_if_unreachable(endpoint: str | None = None, *, needed: bool = True) 
             sys.modules["datasets.config"].HF_HUB_OFFLINE = bool(datasets_was)
 
 
+def unreachable_endpoint() -> str | None:
+    """The Hub endpoint :func:`offline_if_unreachable` found unreachable, inside its block; else ``None``."""
+    return _UNREACHABLE.get()
+
+
 def check_source_available(repo_id: str, *, revision: str | None = None) -> None:
     """Offline (set, or because the Hub cannot be reached), a source model not in the cache fails now.
 

@@ -188,5 +188,11 @@ def _load(*args: Any, **kwargs: Any) -> Any:
         raise DataError(f"Cannot read the target data {what!r}: {type(cause).__name__}: {cause}. Check that it is "
                         f"a valid, non-empty file of its format.") from exc
     except ConnectionError as exc:
+        from tlzoo.hub import unreachable_endpoint
+
+        if unreachable_endpoint() is not None:  # found unreachable before the run: offline already
+            raise DataError(f"Cannot load dataset {args[0]!r}: the Hub at {unreachable_endpoint()} cannot be "
+                            "reached, and the local cache does not hold it. Pass a local file or folder, or check "
+                            "the network connection.") from exc
         raise DataError(f"Cannot reach the Hub to load dataset {args[0]!r}: {exc}. Working offline? Pass a local "
                         "file or folder, and set HF_HUB_OFFLINE=1 so nothing waits on the network.") from exc
