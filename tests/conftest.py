@@ -12,6 +12,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,21 @@ def wide_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return testing.build_tiny_bert(tmp_path_factory.mktemp("wide-bert") / "bert", hidden_size=128,
                                    num_attention_heads=2, intermediate_size=128)
+
+
+@contextmanager
+def in_hub_cache(folder: Path, repo_id: str) -> Iterator[str]:
+    """*folder*'s files in the local Hugging Face cache as a download of *repo_id* leaves them; removed after."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(folder, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    try:
+        yield repo_id
+    finally:
+        shutil.rmtree(repo)

@@ -78,20 +78,11 @@ def test_register_command_and_models_offline_column(tiny_models: Any, capsys: An
 
 
 def test_a_cached_hub_model_shows_as_cached(wide_bert: Path, tmp_path: Path, capsys: Any) -> None:
-    import shutil
+    from conftest import in_hub_cache
 
-    from huggingface_hub import constants
-
-    repo = Path(constants.HF_HUB_CACHE) / "models--alice--zoo-bert"
-    revision = "89abcdef0123456789abcdef0123456789abcdef"
-    shutil.copytree(wide_bert, repo / "snapshots" / revision)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
     registry = tmp_path / "r.yaml"
     registry.write_text("models:\n  - {name: zoo-bert, hub_id: alice/zoo-bert, modality: text, license: mit, "
                         "params: 1000, feature_size: 128, description: cached}\n")
-    try:
+    with in_hub_cache(wide_bert, "alice/zoo-bert"):
         assert main(["models", "zoo-bert", "--registry", str(registry), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)[0]["offline"] == "cached"
-    finally:
-        shutil.rmtree(repo)

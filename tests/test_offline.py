@@ -7,13 +7,12 @@ unreachable here exactly as on a machine with no network.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import keyword_sentences
+from conftest import in_hub_cache, keyword_sentences
 
 import tlzoo
 from tlzoo.cli import main
@@ -30,15 +29,8 @@ def reviews(tmp_path: Path) -> Path:
 @pytest.fixture
 def cached_bert(wide_bert: Path, online: None) -> Iterator[str]:
     """A Hub id whose files are in the local Hugging Face cache, as a download leaves them."""
-    from huggingface_hub import constants
-
-    repo = Path(constants.HF_HUB_CACHE) / "models--alice--cached-bert"
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    shutil.copytree(wide_bert, repo / "snapshots" / revision)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
-    yield "alice/cached-bert"
-    shutil.rmtree(repo)
+    with in_hub_cache(wide_bert, "alice/cached-bert") as repo_id:
+        yield repo_id
 
 
 def test_an_unreachable_hub_fails_at_once_before_the_data_are_read(reviews: Path, tmp_path: Path, capsys: Any,

@@ -249,9 +249,9 @@ def _install_line(config: Mapping[str, Any], modality: Any) -> str:
     plugin = modality.package if modality is not None else f"tlzoo-{config.get('modality', 'PLUGIN')}"
     plugin_version = _version(plugin)
     if _from_checkout("tlzoo"):
-        return (f"With tlzoo {version} and its {config.get('modality', '')} plugin {plugin} "
-                f"{plugin_version or ''}, installed from a tlzoo source checkout (`pip install ./ "
-                f"./plugins/{plugin}` there, or `bash setup.sh install`):").replace("  ", " ")
+        installed = " ".join(str(part) for part in (plugin, plugin_version) if part)
+        return (f"With tlzoo {version} and its {config.get('modality', '')} plugin {installed}, installed from a "
+                f"tlzoo source checkout (`pip install ./ ./plugins/{plugin}` there, or `bash setup.sh install`):")
     pins = " ".join(f"{name}=={v}" if v else name for name, v in (("tlzoo", version), (plugin, plugin_version)))
     return f"With tlzoo and the plugin of its modality (`pip install {pins}`):"
 
