@@ -76,10 +76,11 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("script", ["auto.py", "probe.py", "script_vs_adapt.py"])
+@pytest.mark.parametrize("script", ["auto.py", "probe.py", "script_vs_adapt.py", "rank.py"])
 def test_quick_side_by_side_benchmarks_report_their_ratios(script: str, tmp_path: Path) -> None:
-    """``bench/auto.py`` (auto vs a grid), ``bench/probe.py`` (the probe vs scikit-learn) and
-    ``bench/script_vs_adapt.py`` (``tlzoo adapt`` vs a sentence-transformers script) in quick mode."""
+    """``bench/auto.py`` (auto vs a grid), ``bench/probe.py`` (the probe vs scikit-learn),
+    ``bench/script_vs_adapt.py`` (``tlzoo adapt`` vs a sentence-transformers script) and ``bench/rank.py``
+    (``tlzoo.rank`` vs fine-tuning every candidate, over seeds) in quick mode."""
     env = {**os.environ, "TLZOO_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / script), "--quick", "--output", str(tmp_path / "out")],
@@ -99,3 +100,15 @@ def test_quick_side_by_side_benchmarks_report_their_ratios(script: str, tmp_path
         assert all(_is_number(r["accuracy"]) for side in ("script", "tlzoo") for r in summary["runs"][side])
         assert summary["fit_vs_extraction"] and all(_is_number(r["ratio"]) for r in summary["fit_vs_extraction"])
         assert "| sentences |" in written["script_vs_adapt.md"].read_text()
+    if script == "rank.py":
+        summary = json.loads(written["rank.json"].read_text())
+        assert summary["mode"] == "quick" and summary["settings"]["seeds"] >= 2
+        for truth in (summary["summary"], summary["summary"]["with_tlzoo_settings"]):
+            for key in ("cost_ratio", "kendall_tau", "kendall_tau_single_seed", "kendall_tau_between_seeds",
+                        "top_pick_gap_points"):
+                _check_ratio(truth[key], f"rank/{key}")
+        one_round = summary["rounds"][0]
+        assert len(one_round["finetuned_accuracy_by_seed"]) == summary["settings"]["seeds"]
+        # the cost is per single fine-tuning of every candidate, not of all the seeds together
+        assert one_round["finetune_seconds"] <= max(one_round["finetune_seconds_by_seed"])
+        assert "| Candidate | fixed recipe, by seed |" in written["rank.md"].read_text()
