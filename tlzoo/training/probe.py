@@ -1,12 +1,14 @@
 """Linear probes on frozen features, fitted to convergence instead of for a few epochs.
 
-:func:`fit_probe` standardises the features, fits the probe exactly (full-batch
-L-BFGS for classification, closed-form ridge for regression) at every L2 strength
+:func:`fit_probe` standardises the features, fits the probe exactly (Newton's
+method on few examples, full-batch L-BFGS on more, for classification; closed-form
+ridge for regression) at every L2 strength
 of a grid, picks one on a validation split or by cross-validation, and returns an
 ``nn.Linear`` that takes the *raw* features (the standardisation folded in).
 :mod:`~tlzoo.training.probe_data` checks and standardises the inputs,
-:mod:`~tlzoo.training.probe_solvers` holds the solvers and the selection rule, and
-:mod:`~tlzoo.training.lbfgs` the L-BFGS they use.
+:mod:`~tlzoo.training.probe_solvers` holds the solvers and the selection rule,
+:mod:`~tlzoo.training.lbfgs` the L-BFGS they use, and :mod:`~tlzoo.training.probe_newton`
+the Newton solver for few examples.
 
 Conventions
 -----------
@@ -45,6 +47,7 @@ from tlzoo.training.probe_data import (
     column_moments,
     example_weights,
 )
+from tlzoo.training.probe_newton import fit_logistic_newton_path, newton_applies
 from tlzoo.training.probe_solvers import fit_logistic_path, fit_ridge_path
 
 __all__ = ["FALLBACK_L2", "LOGISTIC_L2_GRID", "MIN_VALIDATION_EXAMPLES", "RIDGE_L2_GRID", "TASKS", "ProbeFit",
@@ -82,12 +85,13 @@ class ProbeFit:
     :ivar chosen: the row of :attr:`scores` that was selected (under cross-validation its
         ``l2`` is the folds'; :attr:`l2` is the refit's), or None without scores.
     :ivar seconds: wall time of the whole fit.
-    :ivar converged: False when any L-BFGS run stopped at ``max_iter``.
+    :ivar converged: False when any L-BFGS or Newton run stopped at ``max_iter``.
+    :ivar solver: ``"newton"``, ``"lbfgs"`` or ``"ridge"``: what fitted it.
     :ivar reason: how L2 was chosen, in words.
     :ivar standardized: the same probe (float64) on ``(x - mean) / scale``, for inspection.
     :ivar mean: the train features' column means (float64).
     :ivar scale: their standard deviations (1 for constant columns).
-    :ivar evaluations: full passes over the train features by L-BFGS (0 for ridge, which
+    :ivar evaluations: full passes over the train features by L-BFGS or Newton (0 for ridge, which
         makes one or two passes in all): the cost of the fit in units of one pass.
     """
 
@@ -103,6 +107,7 @@ class ProbeFit:
     scale: np.ndarray
     evaluations: int = 0
     chosen: dict[str, float] | None = None
+    solver: str = "lbfgs"
 
 
 def fold_ids(task: str, y: Any, cv_folds: int, seed: int) -> tuple[np.ndarray | None, str]:
@@ -136,7 +141,7 @@ def fit_probe(train_x: Any, train_y: Any, *, task: str, num_labels: int, val_x: 
               sample_weight: Any = None, class_weights: list[float] | None = None, l2: float | None = None,
               l2_grid: list[float] | None = None, cv_folds: int = 5, seed: int = 0, max_iter: int = 1000,
               chunk_rows: int = 65536, max_memory_bytes: int = 2 << 30, dtype: str = "auto", path_patience: int = 3,
-              select_by: str = "log_loss", device: str = "cpu") -> ProbeFit:
+              select_by: str = "log_loss", solver: str = "auto", device: str = "cpu") -> ProbeFit:
     """Fit a linear probe on frozen features and select its L2 strength.
 
     :param train_x: [N, D] features: numpy array, numpy memmap or torch tensor (never modified).
@@ -153,8 +158,13 @@ def fit_probe(train_x: Any, train_y: Any, *, task: str, num_labels: int, val_x: 
         each warm-started from the previous one.
     :param max_memory_bytes: above this estimate of the standardised matrix's size, the data are
         streamed from ``train_x`` in chunks of ``chunk_rows`` rows on every L-BFGS evaluation.
-    :param dtype: ``"float32"``, ``"float64"`` or ``"auto"``: float32 for logistic fits (as
-        accurate here as float64 at the tolerance used, and faster), float64 for ridge.
+    :param dtype: ``"float32"``, ``"float64"`` or ``"auto"``: float32 for L-BFGS fits (as
+        accurate here as float64 at the tolerance used, and faster), float64 for ridge and Newton.
+    :param solver: classification only: ``"newton"`` (Newton's method in the span of the train
+        rows, float64, in memory: exact in a handful of steps while a block has few parameters),
+        ``"lbfgs"``, or ``"auto"``: Newton while its steps are cheap
+        (:func:`~tlzoo.training.probe_newton.newton_applies`: a few dozen examples or features)
+        and ``dtype`` is not ``"float32"``, else L-BFGS. Both reach the same optimum.
     :param path_patience: stop the L2 path once this many successive L2s after the chosen one
         each raised the selection loss (0: always the whole grid).
     :param select_by: single-label only: ``"log_loss"``, the lowest held-out log-loss (a proper
@@ -165,23 +175,29 @@ def fit_probe(train_x: Any, train_y: Any, *, task: str, num_labels: int, val_x: 
     :param seed: the cross-validation folds' shuffle; everything else is deterministic.
     :param device: where the fit runs (``"cpu"``, ``"cuda"``); the result is on the CPU.
     :raises DataError: on non-finite features or targets, wrong shapes, labels or weights.
-    :raises ConfigurationError: on an unknown task, ``select_by`` or ``dtype``, or a bad L2.
+    :raises ConfigurationError: on an unknown task, ``select_by``, ``solver`` or ``dtype``, or a bad L2.
     """
     began = time.perf_counter()
     if task not in TASKS:
         raise ConfigurationError(f"task must be one of {TASKS}, got {task!r}.")
     if select_by not in ("accuracy", "log_loss"):
         raise ConfigurationError(f"select_by must be 'accuracy' or 'log_loss', got {select_by!r}.")
+    if solver not in ("auto", "lbfgs", "newton"):
+        raise ConfigurationError(f"solver must be 'auto', 'lbfgs' or 'newton', got {solver!r}.")
     torch_dtype = _torch_dtype(dtype, task)
     mean, scale = column_moments(train_x, "train_x", chunk_rows)
     rows, dim = train_x.shape
+    newton = task != "regression" and (solver == "newton" or (solver == "auto" and dtype != "float32"
+                                       and newton_applies(rows, dim, num_labels, task == "multi_label_classification")))
+    if newton:
+        torch_dtype = torch.float64
     y = check_targets(train_y, task, num_labels, rows, "train_y")
     weight = example_weights(sample_weight, class_weights, task, y, num_labels)
     itemsize = torch.finfo(torch_dtype).bits // 8
 
     def features(x: Any) -> StandardisedFeatures:
         return StandardisedFeatures(x, mean, scale, dtype=torch_dtype, device=device, chunk_rows=chunk_rows,
-                                    in_memory=len(x) * dim * itemsize <= max_memory_bytes)
+                                    in_memory=newton or len(x) * dim * itemsize <= max_memory_bytes)
 
     val = None
     if (val_x is None) != (val_y is None):
@@ -196,18 +212,20 @@ def fit_probe(train_x: Any, train_y: Any, *, task: str, num_labels: int, val_x: 
     if task == "regression":
         result = fit_ridge_path(train, y, weight, val, grid, groups)
     else:
-        result = fit_logistic_path(train, y, weight, val, grid, groups, num_labels=num_labels,
-                                   multi=task == "multi_label_classification", max_iter=max_iter,
-                                   patience=path_patience, by_loss=select_by == "log_loss")
+        logistic = fit_logistic_newton_path if newton else fit_logistic_path
+        result = logistic(train, y, weight, val, grid, groups, num_labels=num_labels,
+                          multi=task == "multi_label_classification", max_iter=max_iter,
+                          patience=path_patience, by_loss=select_by == "log_loss")
     if selection == "cross-validation":
         reason += f"; refitted on all of train at l2={result.l2:.3g} (the folds' choice, same total L2)"
     if not result.converged:
-        logger.warning("The probe's L-BFGS stopped at max_iter=%d before converging.", max_iter)
+        logger.warning("The probe's %s stopped at max_iter=%d before converging.",
+                       "Newton solver" if newton else "L-BFGS", max_iter)
     linear, standardized = _fold(result.theta.double().cpu(), mean, scale)
     return ProbeFit(linear=linear, l2=result.l2, selection=selection, scores=result.scores,
                     seconds=time.perf_counter() - began, converged=result.converged, reason=reason,
                     standardized=standardized, mean=mean, scale=scale, evaluations=result.evaluations,
-                    chosen=result.chosen)
+                    chosen=result.chosen, solver="ridge" if task == "regression" else "newton" if newton else "lbfgs")
 
 
 def _torch_dtype(dtype: str, task: str) -> torch.dtype:

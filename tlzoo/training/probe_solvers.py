@@ -220,13 +220,14 @@ class LogisticProblem:
 
 def fit_logistic_path(train: StandardisedFeatures, y: torch.Tensor, weight: torch.Tensor, val: Any,
                       grid: list[float], groups: np.ndarray | None, *, num_labels: int, multi: bool, max_iter: int,
-                      patience: int, by_loss: bool) -> PathResult:
+                      patience: int, by_loss: bool, problem: type[LogisticProblem] = LogisticProblem) -> PathResult:
     """Fit along *grid* (strongest first) and select on *val* ``(features, labels)`` or on the folds.
 
     *groups*: every train row's fold (cross-validation), else None. Without either, the
     grid must hold one L2 (a fixed fit). Under cross-validation the returned theta is the
     refit on all of train, whose per-example L2 is smaller by the folds' mean share of
     the weight: the same total L2, as scikit-learn's ``C`` (its L2 is the one returned).
+    *problem*: the solver (:class:`LogisticProblem`, or :class:`~tlzoo.training.probe_newton.NewtonProblem`).
     """
     folds = 0 if groups is None else int(groups.max()) + 1
     if folds:
@@ -236,15 +237,15 @@ def fit_logistic_path(train: StandardisedFeatures, y: torch.Tensor, weight: torc
     else:
         weights, relative = weight[:, None], torch.ones(1, dtype=torch.float64)
     held_out = None if by_loss or multi else (len(y) if folds else len(val[1]) if val is not None else None)
-    problem = LogisticProblem(train, y, weights, num_labels, multi, max_iter)
-    theta, scores, kept, converged = problem.start(), [], {}, True
+    solver = problem(train, y, weights, num_labels, multi, max_iter)
+    theta, scores, kept, converged = solver.start(), [], {}, True
     recent: list[tuple[float, torch.Tensor]] = []  # (l2, theta) of the last two fits
     for index, l2 in enumerate(grid):
         start = _extrapolate(recent, l2) if len(recent) == 2 else theta
-        theta, ok = problem.fit(l2 * relative, start)
+        theta, ok = solver.fit(l2 * relative, start)
         recent = [*recent, (l2, theta)][-2:]
         converged &= ok
-        full = problem.full(theta)
+        full = solver.full(theta)
         kept[index] = full[-1], l2 * float(relative[-1])
         if folds:  # each row scored by the fold that did not see it
             logits = linear_outputs(full.reshape(-1, train.dim + 1), train).view(len(y), folds + 1, num_labels)
@@ -259,7 +260,7 @@ def fit_logistic_path(train: StandardisedFeatures, y: torch.Tensor, weight: torc
             break
     index = choose(scores, held_out, among=list(kept)) if scores else 0
     theta, l2 = kept[index]
-    return PathResult(theta, l2, scores, converged, problem.evaluations, scores[index] if scores else None)
+    return PathResult(theta, l2, scores, converged, solver.evaluations, scores[index] if scores else None)
 
 
 def _extrapolate(recent: list[tuple[float, torch.Tensor]], l2: float) -> torch.Tensor:
