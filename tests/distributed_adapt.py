@@ -23,5 +23,16 @@ def main(source: str, strategy: str, out: str, cache: str) -> None:
                        "num_examples": test["num_examples"], "num_processes": result.recipe["num_processes"]}, f)
 
 
+
+def shut_down() -> None:
+    """Leave the process group before exit: a gloo group torn down at interpreter exit can abort a process."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
+
+
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    shut_down()

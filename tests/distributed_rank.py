@@ -56,5 +56,16 @@ def main(mode: str, out: str, cache: str, *sources: str) -> None:
         json.dump(record, f)
 
 
+
+def shut_down() -> None:
+    """Leave the process group before exit: a gloo group torn down at interpreter exit can abort a process."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
+
+
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    shut_down()
