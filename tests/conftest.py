@@ -154,6 +154,16 @@ def feature_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
 
 
+def leave_process_group() -> None:
+    """End of a torchrun test script: leave the process group, so a gloo group torn down at interpreter exit
+    cannot abort a process whose work is done."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
+
+
 def colour_images(n_per_class: int, seed: int = 0) -> Any:
     """Noisy images whose label is their dominant colour."""
     import datasets

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from conftest import colour_images
+from conftest import colour_images, leave_process_group
 
 import tlzoo
 
@@ -23,16 +23,6 @@ def main(source: str, strategy: str, out: str, cache: str) -> None:
                        "num_examples": test["num_examples"], "num_processes": result.recipe["num_processes"]}, f)
 
 
-
-def shut_down() -> None:
-    """Leave the process group before exit: a gloo group torn down at interpreter exit can abort a process."""
-    from accelerate import PartialState
-
-    state = PartialState()
-    state.wait_for_everyone()
-    state.destroy_process_group()
-
-
 if __name__ == "__main__":
     main(*sys.argv[1:])
-    shut_down()
+    leave_process_group()

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from conftest import colour_images
+from conftest import colour_images, leave_process_group
 
 import tlzoo
 from tlzoo.features import extraction
@@ -56,16 +56,6 @@ def main(mode: str, out: str, cache: str, *sources: str) -> None:
         json.dump(record, f)
 
 
-
-def shut_down() -> None:
-    """Leave the process group before exit: a gloo group torn down at interpreter exit can abort a process."""
-    from accelerate import PartialState
-
-    state = PartialState()
-    state.wait_for_everyone()
-    state.destroy_process_group()
-
-
 if __name__ == "__main__":
     main(*sys.argv[1:])
-    shut_down()
+    leave_process_group()

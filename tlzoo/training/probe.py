@@ -191,6 +191,7 @@ def fit_probe(train_x: Any, train_y: Any, *, task: str, num_labels: int, val_x: 
                                        and newton_applies(rows, dim, num_labels, task == "multi_label_classification")))
     if newton:
         torch_dtype = torch.float64
+    used = "ridge" if task == "regression" else "newton" if newton else "lbfgs"
     y = check_targets(train_y, task, num_labels, rows, "train_y")
     weight = example_weights(sample_weight, class_weights, task, y, num_labels)
     itemsize = torch.finfo(torch_dtype).bits // 8
@@ -219,13 +220,12 @@ def fit_probe(train_x: Any, train_y: Any, *, task: str, num_labels: int, val_x: 
     if selection == "cross-validation":
         reason += f"; refitted on all of train at l2={result.l2:.3g} (the folds' choice, same total L2)"
     if not result.converged:
-        logger.warning("The probe's %s stopped at max_iter=%d before converging.",
-                       "Newton solver" if newton else "L-BFGS", max_iter)
+        logger.warning("The probe's %s solver stopped at max_iter=%d before converging.", used, max_iter)
     linear, standardized = _fold(result.theta.double().cpu(), mean, scale)
     return ProbeFit(linear=linear, l2=result.l2, selection=selection, scores=result.scores,
                     seconds=time.perf_counter() - began, converged=result.converged, reason=reason,
                     standardized=standardized, mean=mean, scale=scale, evaluations=result.evaluations,
-                    chosen=result.chosen, solver="ridge" if task == "regression" else "newton" if newton else "lbfgs")
+                    chosen=result.chosen, solver=used)
 
 
 def _torch_dtype(dtype: str, task: str) -> torch.dtype:
