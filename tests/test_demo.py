@@ -105,7 +105,7 @@ def test_quick_demo_writes_plots_and_results(quick: dict[str, Any]) -> None:
     assert set(quick["plots"]["curves"]) == {n for n, m in quick["modalities"].items() if m["status"] == "ok"}
     for path in quick["plots"]["curves"].values():
         assert _is_png(path)
-    assert _is_png(out / "image" / "scratch" / "plots" / "training_curves.png")
+    assert _is_png(out / "image" / "scratch" / "plots" / "confusion_matrix.png")
     model_dir = out / "image" / "fine_tune" / "model"
     assert _is_png(model_dir / "plots" / "training_curves.png") and _is_png(model_dir / "plots" / "confusion_matrix.png")
     assert "![Confusion matrix](plots/confusion_matrix.png)" in (model_dir / "README.md").read_text()

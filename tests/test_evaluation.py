@@ -418,3 +418,15 @@ def test_evaluate_predictions_lists_the_hardest_examples_with_the_details() -> N
     full = evaluate_predictions("single_label_classification", logits, [0, 0, 1], label_names=["a", "b"])
     assert [r["index"] for r in full["hardest"]] == [1, 2, 0]
     assert "hardest" not in evaluate_predictions("single_label_classification", logits, [0, 0, 1], details=False)
+
+
+def test_model_plots_draw_curves_from_two_records_and_the_confusion_matrix() -> None:
+    from tlzoo.evaluation.plots import render_model_plots
+
+    metrics = {"test": {"confusion_matrix": [[3, 1], [0, 4]], "labels": ["no", "yes"]}}
+    record = {"phase": "fine_tune", "epoch": 1, "train_loss": 0.9, "validation_loss": 0.8, "validation_accuracy": 0.6}
+    two = render_model_plots([record, {**record, "epoch": 2, "train_loss": 0.5}], metrics)
+    assert sorted(two) == ["plots/confusion_matrix.png", "plots/training_curves.png"]
+    assert all(png.startswith(b"\x89PNG") for png in two.values())
+    # a probe fitted in closed form leaves one record: a point, not a curve
+    assert sorted(render_model_plots([record], metrics)) == ["plots/confusion_matrix.png"]

@@ -43,13 +43,13 @@ def _png(fig: Any) -> bytes:
 def render_model_plots(history: list[dict[str, Any]], metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, bytes]:
     """The plots of one adapted model as ``{path in the model folder: PNG bytes}``.
 
-    Training curves when there is a history (loss, and validation accuracy/F1/R²,
+    Training curves when the history has two records or more (loss, and validation accuracy/F1/R²,
     with a dashed line where one phase of the strategy hands over to the next),
     and the confusion matrix of the test split (else validation) for
     single-label classification.
     """
     plots: dict[str, bytes] = {}
-    if history:
+    if len(history) > 1:  # one record (a probe fitted in closed form) is a point, not a curve
         plots[CURVES_PLOT] = _png(_curves_figure(history))
     split = "test" if "confusion_matrix" in metrics.get("test", {}) else "validation"
     matrix = metrics.get(split, {}).get("confusion_matrix")

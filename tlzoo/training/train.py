@@ -333,20 +333,24 @@ class _Run:
         n_train = len(t.splits["train"])
         n_val = len(t.splits["validation"]) if "validation" in t.splits else 0
         epochs = o.epochs or fine_tune_epochs(n_train, o.batch_size)
-        sample = column_values(t.splits["train"].select(range(min(n_train, o.batch_size))), t.input_column)
-        per_example = step_seconds(self.extractor, sample) if o.time_budget != 0 else 0.0
         top = self.extractor.layer_groups()[-o.trainable_layers:]
         partial_fraction = sum(p.numel() for g in top for p in g.parameters) / max(self.n_params, 1)
-        decision = plan_fine_tune(probe_validation=self.probe_validation, probe_held_out=self.probe_held_out,
-                                  n_train=n_train, n_validation=n_val,
-                                  epochs=epochs, seconds_per_example=per_example, probe_seconds=self.timings["linear_probe"],
-                                  time_budget=o.time_budget, backbone_parameters=self.n_params,
-                                  partial_fraction=partial_fraction)
+
+        def plan(per_example: float) -> Any:
+            return plan_fine_tune(probe_validation=self.probe_validation, probe_held_out=self.probe_held_out,
+                                  n_train=n_train, n_validation=n_val, epochs=epochs, seconds_per_example=per_example,
+                                  probe_seconds=self.timings["linear_probe"], time_budget=o.time_budget,
+                                  backbone_parameters=self.n_params, partial_fraction=partial_fraction)
+
+        decision, timed = plan(0.0), False  # at no cost: a "no" now (no validation split, a probe already right) is final
+        if decision.fine_tune and o.time_budget != 0:
+            sample = column_values(t.splits["train"].select(range(min(n_train, o.batch_size))), t.input_column)
+            decision, timed = plan(step_seconds(self.extractor, sample)), True  # timed on a batch of the user's data
         if o.time_budget == 0:
             decision.fine_tune, decision.reason = False, "time_budget=0 asks for the probe only"
         if not decision.fine_tune:
             self.trials.append({"strategy": decision.strategy, "skipped": True, "why": decision.reason,
-                                "estimated_seconds": round(decision.estimated_seconds, 1),
+                                **({"estimated_seconds": round(decision.estimated_seconds, 1)} if timed else {}),
                                 "budget_seconds": round(decision.budget_seconds, 1)})
             return "linear_probe", f"the linear probe; not fine-tuned: {decision.reason}"
         self.hyper["time_budget_seconds"] = round(decision.budget_seconds, 1)
