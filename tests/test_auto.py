@@ -80,6 +80,63 @@ def test_auto_fine_tunes_where_it_pays_and_beats_the_fixed_rule(resnet: Path, fe
     assert auto.recipe["hyperparameters"]["learning_rate_range_test"]["steps"] > 0
 
 
+def test_a_win_on_a_handful_of_validation_examples_is_cross_validated(resnet: Path, feature_cache: Path) -> None:
+    """A handful of validation examples: asked for, the fine-tuned trial that beat the probe there is judged again
+    on 3 folds; by default it is kept on the validation split's word."""
+    default = tlzoo.adapt(str(resnet), digit_images(), progress=False, seed=0)
+    assert not any("cross_validation" in t for t in default.recipe["trials"])
+    assert "cross_validation" not in default.timings
+    result = tlzoo.adapt(str(resnet), digit_images(), progress=False, seed=0, cross_validate_trials=True)
+    tuned = [t for t in result.recipe["trials"] if t.get("cross_validation")]
+    assert tuned, result.recipe["trials"]  # fine-tuning beat the probe on validation (a random backbone)
+    check = tuned[-1]["cross_validation"]
+    assert check["folds"] == 3 and sum(check["fold_sizes"]) == check["examples"] > 20
+    assert check["metric"] == "loss" and check["epochs"] == tuned[-1]["best_epoch"] and check["seconds"] > 0
+    kept = "fine_tuned" if check["fine_tuned"] < check["linear_probe"] else "linear_probe"
+    assert check["kept"] == kept
+    assert result.recipe["strategy"] == ("lp_ft" if kept == "fine_tuned" else "linear_probe")
+    assert [t["kept"] for t in result.recipe["trials"]].count(True) == 1
+    assert result.timings["cross_validation"] >= check["seconds"]
+
+
+def test_when_cross_validation_prefers_the_probe_the_probe_is_returned(resnet: Path, feature_cache: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlzoo.training import cross_check
+
+    data = digit_images()
+    probe = tlzoo.adapt(str(resnet), data, strategy="linear_probe", progress=False, seed=0)
+    monkeypatch.setattr(cross_check, "beats", lambda *args: False)  # the folds never confirm the win
+    result = tlzoo.adapt(str(resnet), data, progress=False, seed=0, cross_validate_trials=True)
+    trials = result.recipe["trials"]
+    assert trials[-1]["cross_validation"]["kept"] == "linear_probe" and trials[-1]["kept"] is False
+    assert "not in 3-fold cross-validation" in trials[-1]["why"]
+    assert trials[0]["kept"] is True and result.recipe["strategy"] == "linear_probe"
+    assert len(trials) == 2  # no retry at a higher rate once the folds have judged
+    assert validation_score(result) == pytest.approx(validation_score(probe))
+    assert result.metrics["test"]["loss"] == pytest.approx(probe.metrics["test"]["loss"], rel=1e-4)
+
+
+def test_cross_validation_is_skipped_when_over_the_budget(resnet: Path, feature_cache: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlzoo.training import cross_check
+
+    monkeypatch.setattr(cross_check, "estimated_seconds", lambda *args: 1e9)
+    result = tlzoo.adapt(str(resnet), digit_images(), progress=False, seed=0, cross_validate_trials=True)
+    check = [t for t in result.recipe["trials"] if t.get("cross_validation")][-1]["cross_validation"]
+    assert check["skipped"] is True and "budget" in check["why"] and "kept" not in check
+
+
+def test_cross_validation_cost_estimate() -> None:
+    from tlzoo.training.cross_check import Trial, beats, estimated_seconds, pooled
+
+    trial = Trial("lp_ft", [], 1.0, 1e-3, epochs=4, seconds=10.0, epochs_run=8, start={})
+    # 3 folds, each 4 epochs on two thirds of 90 rows, at the trial's 1.25 s per epoch of 60 rows
+    assert estimated_seconds(trial, rows=90, train_rows=60, folds=3) == pytest.approx(3 * 1.25 * 4 * 60 / 60)
+    assert pooled([{"loss": 1.0}, {"loss": 0.0}], [3, 1], "loss") == pytest.approx(0.75)
+    assert beats(0.5, 0.6, greater_is_better=False) and not beats(0.6, 0.5, greater_is_better=False)
+    assert beats(0.9, 0.8, greater_is_better=True) and not beats(0.80001, 0.8, greater_is_better=True)
+
+
 def test_time_budget_zero_is_the_probe_alone(resnet: Path, feature_cache: Path) -> None:
     result = tlzoo.adapt(str(resnet), digit_images(8), time_budget=0, progress=False)
     assert result.recipe["strategy"] == "linear_probe"

@@ -72,6 +72,36 @@ def test_console_script_entry_point(args: list[str]) -> None:
     assert run(*args).returncode == 0
 
 
+TEARDOWN_PROBE = """
+import atexit, sys
+import tlzoo.cli
+
+class Teardown:
+    def __del__(self):
+        sys.stdout.write("torn down\\n")
+
+probe = Teardown()  # freed only by Python's teardown of this module
+atexit.register(lambda: sys.stdout.write("exit handlers ran\\n"))
+sys.stdout.write("x" * 100000)  # buffered output must still arrive whole
+sys.argv = ["tlzoo", *sys.argv[1:]]
+tlzoo.cli.run()
+"""
+
+
+@pytest.mark.parametrize("full_exit", ["", "1"])
+def test_the_command_ends_without_the_interpreter_teardown(full_exit: str) -> None:
+    """Exit handlers run and output is flushed; Python's module teardown is skipped unless TLZOO_FULL_EXIT=1."""
+    import os
+
+    env = {**os.environ, "TLZOO_FULL_EXIT": full_exit}
+    for args, code in ((["plugins", "--json"], 0), (["models", "--no-such-flag"], 2)):
+        done = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE, *args], capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert done.returncode == code, done.stderr
+        assert done.stdout.startswith("x" * 100000) and "exit handlers ran" in done.stdout
+        assert ("torn down" in done.stdout) == bool(full_exit)
+
+
 def test_the_installed_console_script_runs() -> None:
     """The ``tlzoo`` executable that ``pip install`` puts beside the interpreter (``[project.scripts]``)."""
     import shutil

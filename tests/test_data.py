@@ -67,6 +67,27 @@ def test_given_splits_are_used_and_labels_cast() -> None:
     assert load_target_data(ints, text(), test_size=0, validation_size=0).label_names == ["3", "7"]
 
 
+def test_a_fraction_too_small_for_every_class_holds_out_one_of_each(caplog: Any) -> None:
+    """10 % of 24 sentences in 3 topics is 2.4: a stratified split of 2 cannot hold out every topic, so 3 are."""
+    rows = datasets.Dataset.from_dict({"text": [f"sentence {i}" for i in range(24)],
+                                       "label": ["food", "sports", "weather"] * 8})
+    with caplog.at_level("WARNING", logger="tlzoo"):
+        target = load_target_data(rows, text(), test_size=0, validation_size=0.1)
+    assert sorted(column(target.splits["validation"])) == ["food", "sports", "weather"]
+    assert len(target.splits["train"]) == 21 and "random" not in caplog.text
+    # a class with one example cannot be on both sides: a random split, with the reason
+    lone = rows.select(range(23))  # weather: 7, food: 8, sports: 8
+    lone = datasets.concatenate_datasets([lone, datasets.Dataset.from_dict({"text": ["x"], "label": ["snow"]})])
+    with caplog.at_level("WARNING", logger="tlzoo"):
+        target = load_target_data(lone, text(), test_size=0, validation_size=0.1)
+    assert "splitting at random" in caplog.text and len(target.splits["validation"]) == 3
+
+
+def column(ds: Any) -> list[str]:
+    names = ds.features["label"].names
+    return [names[i] for i in ds["label"]]
+
+
 def test_task_detection() -> None:
     multi = datasets.Dataset.from_dict({"text": ["a", "b", "c", "d"] * 5, "labels": [["x"], ["y"], ["x", "y"], []] * 5})
     assert load_target_data(multi, text(), validation_size=0).task == "multi_label_classification"

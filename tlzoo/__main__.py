@@ -1,7 +1,5 @@
 """``python -m tlzoo`` runs the CLI."""
 
-import sys
+from tlzoo.cli import run
 
-from tlzoo.cli import main
-
-sys.exit(main())
+run()

@@ -133,5 +133,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run() -> NoReturn:
+    """The ``tlzoo`` console script and ``python -m tlzoo``: :func:`main`, then a quick exit.
+
+    Once a command has returned, everything it wrote is closed. Python's own teardown of
+    torch, transformers and datasets (freeing every module, about 1.5 s after a ``tlzoo adapt``)
+    does nothing for the user, so the process ends without it: the exit handlers run (logging's
+    flush, the libraries' clean-ups), the standard streams are flushed, and ``os._exit`` ends the
+    process with :func:`main`'s code. Set ``TLZOO_FULL_EXIT=1`` for Python's normal exit; it is
+    also taken while a thread that is not a daemon is still running (Python would wait for it).
+    """
+    import atexit
+    import contextlib
+    import threading
+
+    code: int | str | None
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's usage errors, --help and --version
+        code = exc.code
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if os.environ.get("TLZOO_FULL_EXIT", "") not in ("", "0") or others:
+        sys.exit(code)
+    if isinstance(code, str):  # sys.exit("message"): Python prints it and exits 1
+        sys.stderr.write(code + "\n")
+        code = 1
+    atexit._run_exitfuncs()  # what the interpreter runs first on exit; only the module teardown is skipped
+    for stream in (sys.stdout, sys.stderr):
+        # a closed pipe (tlzoo ... | head) or stream: nothing left to deliver
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(int(code or 0))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -297,9 +297,13 @@ def _split(ds: Any, label_column: str, task: str, size: float, seed: int) -> tup
     stratify = label_column if task == "single_label_classification" else None
     if stratify:
         counts = Counter(column_values(ds, label_column))
-        n_test = size if size >= 1 else max(1, round(size * len(ds)))
+        n_test = int(size) if size >= 1 else max(1, round(size * len(ds)))
+        if size < 1 and min(counts.values()) >= 2 and n_test < len(counts) <= len(ds) - len(counts):
+            n_test = len(counts)  # a fraction too small for one example of each class holds out exactly one of each
+            size = n_test
         if min(counts.values()) < 2 or n_test < len(counts) or len(ds) - n_test < len(counts):
-            logger.warning("Some classes are too small for a stratified split; splitting at random instead.")
+            logger.warning("A stratified split of %d examples needs one of every class (%d) on each side, and two or "
+                           "more of each class in all; splitting at random instead.", n_test, len(counts))
             stratify = None
     parts = ds.train_test_split(test_size=size, seed=seed, stratify_by_column=stratify)
     return parts["train"], parts["test"]

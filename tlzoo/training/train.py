@@ -44,6 +44,7 @@ from tlzoo.heads import TaskSpec, build_head, linear_layer
 from tlzoo.options import AdaptOptions
 from tlzoo.plugins.modality import Modality
 from tlzoo.training.batches import Collate, ExampleBatches, FeatureBatches
+from tlzoo.training.cross_check import Trial, cross_validate, wanted
 from tlzoo.training.ladder import PATIENCE, RETRY_FACTOR, fine_tune_epochs, plan_fine_tune, step_seconds
 from tlzoo.training.loop import (
     Diverged,
@@ -189,6 +190,7 @@ class _Run:
         }
         self.probe_validation: dict[str, Any] | None = None
         self.probe_held_out: dict[str, Any] | None = None  # the probe's accuracy where its L2 was chosen
+        self.probe_arrays: dict[str, tuple[Any, Any]] | None = None  # its features, for the trials' cross-validation
         self.final: tuple[Any, dict[str, DataLoader]] | None = None  # (model, loaders) of the final evaluation
 
     # --- data ------------------------------------------------------------------------------------------------------
@@ -298,6 +300,8 @@ class _Run:
         with torch.no_grad():
             linear.weight.copy_(fit.linear.weight.to(linear.weight))
             linear.bias.copy_(fit.linear.bias.to(linear.bias))
+        if val_x is not None and wanted(self.options, t):  # kept only while a second opinion may be asked
+            self.probe_arrays = {"train": (train_x, train_y), "validation": (val_x, val_y)}
         record: dict[str, Any] = {"phase": "linear_probe", "epoch": 1, "l2": fit.l2, "l2_selection": fit.selection}
         if validation is not None:
             self.probe_validation = self._validation(model, validation)
@@ -431,14 +435,38 @@ class _Run:
         if baseline is not None:  # the probe's trial, first in the log, is kept only while no later one beats it
             self.trials[0].update(kept=kept_start, why="the best validation score: no later trial beat it"
                                   if kept_start else "a later trial beat it on validation")
+        if not kept_start and self.probe_arrays is not None and wanted(o, t):
+            trial = Trial(strategy, chosen, decay, lr, state["best_epoch"], seconds, state["epoch"], start_weights)
+            kept_start = self._second_opinion(trial, model, collate, loaders["validation"])
         self.final = (model, loaders)
         return kept_start
+
+    def _second_opinion(self, trial: Trial, model: TaskModel, collate: Collate, validation: DataLoader) -> bool:
+        """Cross-validate a trial that won on a handful of validation examples; True: the probe is kept after all
+        (see :mod:`tlzoo.training.cross_check`)."""
+        check = cross_validate(self, trial, model, collate, validation)
+        self.trials[-1]["cross_validation"] = check
+        self.timings["cross_validation"] = self.timings.get("cross_validation", 0.0) + check.get("seconds", 0.0)
+        if check.get("kept") == "fine_tuned":
+            self.trials[-1]["why"] += f", confirmed by {check['folds']}-fold cross-validation"
+        if check.get("kept") != "linear_probe":
+            return False
+        model.load_state_dict(trial.start)
+        n_val = len(self.target.splits["validation"])
+        self.trials[-1].update(kept=False, why=f"it beat the probe on the {n_val} validation examples but not in "
+                                               f"{check['folds']}-fold cross-validation on {check['examples']} "
+                                               "examples; the probe's weights are kept")
+        self.trials[0].update(kept=True, why="the best cross-validated score: the later trial's win on validation "
+                                             "did not hold up")
+        return True
 
     def may_try_higher_rate(self) -> bool:
         """Whether ``auto`` has the time for another fine-tuning trial, as long as the last one, at a higher rate."""
         budget = self.hyper.get("time_budget_seconds")
-        spent = self.timings["linear_probe"] + self.timings["fine_tune"]
-        return bool(budget) and self.options.learning_rate is None and spent + self.trials[-1]["seconds"] <= budget
+        spent = self.timings["linear_probe"] + self.timings["fine_tune"] + self.timings.get("cross_validation", 0.0)
+        judged = "kept" in self.trials[-1].get("cross_validation", {})  # cross-validation already judged this rate
+        return (bool(budget) and self.options.learning_rate is None and not judged
+                and spent + self.trials[-1]["seconds"] <= budget)
 
     def finish(self, strategy: str, reason: str) -> Trained:
         """Merge LoRA adapters, evaluate on every held-out split, and hand the results over."""
