@@ -93,6 +93,7 @@ def test_quick_side_by_side_benchmarks_report_their_ratios(script: str, tmp_path
         summary = json.loads(written["auto.json"].read_text())
         assert summary["mode"] == "quick" and _is_number(summary["mean_ratio"]) and _is_number(summary["time_ratio"])
         assert [t["task"] for t in summary["tasks"]] == ["colours-vit"]
+        assert all(_is_number(v) for v in summary["cross_validate_trials"].values())
         assert "| task |" in written["auto.md"].read_text()
     if script == "script_vs_adapt.py":
         summary = json.loads(written["script_vs_adapt.json"].read_text())
