@@ -206,10 +206,10 @@ def test_auto_recalibrates_batch_norm_that_does_not_describe_the_data(resnet: Pa
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A random-weight ResNet: the probe is fitted on recalibrated features, and the recipe says so."""
     from tlzoo.plugins import get_modality
-    from tlzoo.training import train
+    from tlzoo.training import probe_phase
     from tlzoo.training.norm_stats import statistics_mismatch
 
-    monkeypatch.setattr(train, "RECALIBRATION_EXAMPLES", 10)  # a sample of train is enough, and bounds the cost
+    monkeypatch.setattr(probe_phase, "RECALIBRATION_EXAMPLES", 10)  # a sample of train is enough, and bounds the cost
     data = digit_images(12)
     result = tlzoo.adapt(str(resnet), data, strategy="linear_probe", progress=False)
     record = result.recipe["hyperparameters"]["batch_norm_recalibration"]
@@ -291,11 +291,11 @@ def test_a_resumed_auto_run_continues_the_fine_tuning_auto_chose(tiny_models: An
                                                                  feature_cache: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """auto chose ``partial``; interrupted after its first epoch and resumed, it trains the same top layers."""
-    from tlzoo.training import loop, train
+    from tlzoo.training import fine_tune_phase, loop
     from tlzoo.training.ladder import Decision
 
-    monkeypatch.setattr(train, "plan_fine_tune", lambda **_: Decision(True, "only the top layers fit", 1.0, 60.0,
-                                                                      "partial"))
+    only_the_top = Decision(True, "only the top layers fit", 1.0, 60.0, "partial")
+    monkeypatch.setattr(fine_tune_phase, "plan_fine_tune", lambda **_: only_the_top)
     data = digit_images(8)
     kwargs: dict[str, Any] = {"epochs": 3, "learning_rate": 1e-3, "batch_size": 8, "progress": False}
     straight = tlzoo.adapt(str(tiny_models("vit")), data, output_dir=tmp_path / "straight", **kwargs)
