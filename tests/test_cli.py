@@ -140,3 +140,20 @@ def test_a_run_without_an_output_folder_is_named_after_its_source(tmp_path: Path
     for candidates in ("./a,./b", "*minilm*"):  # the source is chosen by the ranking, later
         folder = Path(default_output_dir(candidates))
         assert folder.parent == Path("tlzoo-runs") and folder.name.startswith("ranked-"), folder
+
+
+def test_the_trial_log_lines_say_what_each_trial_did() -> None:
+    from tlzoo.cli.adapt import _trial
+
+    assert _trial({"strategy": "lp_ft", "skipped": True, "why": "over the budget"}) == "lp_ft not run: over the budget"
+    assert _trial({"strategy": "lp_ft", "diverged": True, "learning_rate": 0.1, "why": "NaN"}).startswith(
+        "lp_ft diverged at learning rate 0.1")
+    tuned = {"strategy": "lp_ft", "kept": True, "seconds": 2.04, "validation_loss": 0.0421, "why": "the best"}
+    assert _trial(tuned) == "lp_ft (kept, 2.0 s; validation loss 0.0421): the best"
+    judged = {**tuned, "kept": False, "cross_validation": {"folds": 3, "examples": 120, "seconds": 0.9, "metric": "loss",
+                                                           "fine_tuned": 0.301, "linear_probe": 0.283,
+                                                           "kept": "linear_probe"}}
+    assert _trial(judged).endswith("[cross-validation, 3 folds of 120 examples, 0.9 s: loss 0.301 fine-tuned, "
+                                   "0.283 probe]")
+    settled = {**tuned, "cross_validation": {"skipped": True, "why": "the validation split settles it"}}
+    assert _trial(settled).endswith("[cross-validation not run: the validation split settles it]")

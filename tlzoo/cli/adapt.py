@@ -116,8 +116,15 @@ def _trial(trial: dict[str, Any]) -> str:
     scores = trial.get("validation") or {k[11:]: v for k, v in trial.items() if k.startswith("validation_")}
     shown = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if k in SUMMARY_METRICS and isinstance(v, float))
     cost = f", {trial['seconds']:.1f} s" if "seconds" in trial else ""
-    return (f"{trial['strategy']} ({'kept' if trial.get('kept') else 'dropped'}{cost}; validation {shown or 'n/a'}): "
+    line = (f"{trial['strategy']} ({'kept' if trial.get('kept') else 'dropped'}{cost}; validation {shown or 'n/a'}): "
             f"{trial['why']}")
+    check = trial.get("cross_validation")
+    if check and "kept" in check:
+        line += (f" [cross-validation, {check['folds']} folds of {check['examples']} examples, {check['seconds']:.1f} s: "
+                 f"{check['metric']} {check['fine_tuned']:.4g} fine-tuned, {check['linear_probe']:.4g} probe]")
+    elif check:
+        line += f" [cross-validation not run: {check['why']}]"
+    return line
 
 
 SUMMARY_METRICS = ("accuracy", "f1", "precision", "recall", "mse", "mae", "r2", "loss")
