@@ -163,3 +163,16 @@ def test_each_step_says_what_it_does_before_it_starts(tiny_models: Any, feature_
              "Extracting features"]
     at = [next(i for i, m in enumerate(messages) if m.startswith(step)) for step in steps]
     assert at == sorted(at) and at[0] == 0, messages  # the first words come before any work
+
+
+def test_the_same_seed_gives_the_same_model_whether_features_were_cached_or_not(tiny_models: Any,
+                                                                                   feature_cache: Path) -> None:
+    """LP-FT after a probe: the first run extracts the features, the second reads them from the cache."""
+    data = keyword_sentences(6)
+    kwargs: dict[str, Any] = {"strategy": "lp_ft", "epochs": 2, "learning_rate": 1e-3, "batch_size": 8, "seed": 3,
+                              "save_strategy": "no", "progress": False}
+    first = tlzoo.adapt(str(tiny_models("bert")), data, **kwargs)
+    second = tlzoo.adapt(str(tiny_models("bert")), data, **kwargs)
+    assert first.recipe["feature_cache"]["computed"] > 0 and second.recipe["feature_cache"]["computed"] == 0
+    assert second.metrics["test"]["loss"] == first.metrics["test"]["loss"]
+    assert [r.get("train_loss") for r in second.history] == [r.get("train_loss") for r in first.history]

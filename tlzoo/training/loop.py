@@ -121,6 +121,19 @@ class LoopSettings:
 FUSED_DEVICES = ("cpu", "cuda")
 
 
+def reseed(seed: int) -> None:
+    """Seed python, numpy and torch again at the start of a training phase.
+
+    Whatever ran before (a feature extraction that the cache made unnecessary, a range
+    test, an earlier trial) then leaves no trace in the phase's dropout and sampling: the
+    same seed trains the same model whether the features were computed or read from the
+    cache.
+    """
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
 def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume: dict[str, Any] | None = None,
               order: int = 0) -> dict[str, Any]:
     """Train *phase* for its epochs; return the final state (best epoch, metrics).

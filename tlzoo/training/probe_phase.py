@@ -24,7 +24,7 @@ from torch import nn
 from tlzoo.data import column_values
 from tlzoo.heads import linear_layer
 from tlzoo.training.cross_check import wanted
-from tlzoo.training.loop import Phase, TaskModel, run_phase
+from tlzoo.training.loop import Phase, TaskModel, reseed, run_phase
 from tlzoo.training.strategies import PROBE, parameter_groups
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class ProbePhase:
                           train_loader=self.loader(data["train"], collate, batch, shuffle=True),
                           eval_loaders={n: loaders[n] for n in loaders if n == "validation"}, epochs=epochs,
                           lr_scheduler_type=o.lr_scheduler_type)
+            reseed(self.options.seed)
             run_phase(phase, self.settings, self.accelerator, resume=resume, order=0)
             if "validation" in loaders:
                 self.probe_validation = self._validation(model, loaders["validation"])
