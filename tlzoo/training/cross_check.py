@@ -1,7 +1,7 @@
 """``auto``'s second opinion when a fine-tuned trial beat the probe on a handful of validation examples.
 
 Asked for with ``cross_validate_trials=True`` (``--cross-validate-trials``); off by default,
-because on ``bench/auto.py`` it cost a quarter more time and won nothing (docs/user-guide.md).
+because on ``bench/auto.py`` it cost about a quarter more time and won nothing (docs/user-guide.md).
 On fewer than :data:`~tlzoo.training.ladder.MIN_EVIDENCE` validation examples a
 win is often one or two examples: as likely noise as a better model. So ``auto``
 first asks whether the handful settles it: the trial's loss and the probe's on
