@@ -33,10 +33,14 @@ from tlzoo.training.probe_solvers import (
 
 #: Newton's method is used while a step costs at most this many multiply-adds per block: ``N P^2 + P^3 / 3``
 #: to form and factorise a Hessian of ``P = (min(N, D) + 1) * C`` parameters (single-label), ``C`` times that at
-#: ``P = min(N, D) + 1`` (multi-label: one system per label). Beyond about this size L-BFGS is faster on one CPU
-#: core (measured side by side: 24 sentences of 3 topics cost 0.3 million, and Newton takes 0.3-0.45 of L-BFGS's
-#: time; at 48 examples of 3 classes, 3.5 million, it takes 1.4 times as long).
-NEWTON_MAX_COST = 1e6
+#: ``P = min(N, D) + 1`` (multi-label: one system per label). Newton's cost depends on the size alone; L-BFGS's
+#: also on how well the features are conditioned. Measured side by side on one CPU core: on all-MiniLM-L6-v2's
+#: sentence features (well conditioned), Newton takes 0.7 of L-BFGS's time at 48 sentences of 3 topics (2.1
+#: million), about as long at 60-66 (4.1-5.4 million) and twice as long at 72 (7 million); on the features of
+#: a random-weight tiny ViT (badly conditioned; 120 digits, 32 features, 5 classes: 4.8 million) it takes a
+#: quarter of L-BFGS's time (0.22 s against 0.9 s), and 1.5 times as long on a recalibrated ResNet's (0.21 s
+#: against 0.14 s).
+NEWTON_MAX_COST = 5e6
 #: Newton steps per fit before it is reported as not converged.
 NEWTON_MAX_STEPS = 100
 #: The softmax's biases are fixed only up to a common shift; this penalty picks the smallest (no effect on outputs).
