@@ -45,7 +45,7 @@ def test_the_probe_matches_logistic_regression_on_the_same_features(resnet: Path
         return extractor.extract([ds[i]["image"] for i in range(len(ds))]).numpy(), np.array(ds["label"])
 
     (xt, yt), (xv, yv), (xs, ys) = features("train"), features("validation"), features("test")
-    solver = "newton" if newton_applies(*xt.shape, 10) else "lbfgs"
+    solver = "newton" if newton_applies(*xt.shape, target.num_labels) else "lbfgs"
     assert result.recipe["hyperparameters"]["probe_solver"] == solver
     best = max((make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)).fit(xt, yt)
                 for c in np.logspace(-3, 3, 13)), key=lambda m: m.score(xv, yv))
