@@ -135,9 +135,9 @@ class AdaptOptions:
     time_budget: float | None = option(None, "seconds 'auto' may spend fine-tuning after its probe (default: "
                                        "ten times what the probe cost, at least a minute; 0: probe only)", "strategy",
                                        metavar="SECONDS")
-    cross_validate_trials: bool = option(False, "with under 20 validation examples, judge a fine-tuning trial that "
-                                         "beat 'auto''s probe again by 3-fold cross-validation (about three more "
-                                         "short fine-tunings)", "strategy")
+    cross_validate_trials: bool = option(False, "with under 20 validation examples, a fine-tuning trial of 'auto' "
+                                         "that beat the probe is judged again by 3-fold cross-validation (about "
+                                         "three more short fine-tunings)", "strategy")
     # optimisation
     epochs: int | None = option(None, "training epochs (fine-tuning epochs for lp_ft; default: chosen)", "optimisation")
     lp_epochs: int | None = option(None, "linear-probe epochs of lp_ft when the probe is trained by gradient steps",
