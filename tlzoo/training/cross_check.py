@@ -162,9 +162,7 @@ def cross_validate(run: Any, trial: Trial, model: Any, collate: Collate, validat
                         class_weights=run.class_weights if t.task == "single_label_classification" else None,
                         seed=o.seed, device=str(run.accelerator.device))
         model.load_state_dict(trial.start)
-        with torch.no_grad():
-            linear.weight.copy_(fit.linear.weight.to(linear.weight))
-            linear.bias.copy_(fit.linear.bias.to(linear.bias))
+        linear.load_state_dict(fit.linear.state_dict())  # copies into the head's own dtype and device
         examples = ExampleBatches(pool.select(held), t.input_column, t.label_column)
         held_loader = run.loader(examples, collate, o.batch_size, shuffle=False)
         scores["linear_probe"].append(run._validation(model, held_loader))

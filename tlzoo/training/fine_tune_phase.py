@@ -26,7 +26,7 @@ from tlzoo.data import column_values
 from tlzoo.training.batches import Collate
 from tlzoo.training.cross_check import Trial, cross_validate, wanted
 from tlzoo.training.ladder import PATIENCE, fine_tune_epochs, plan_fine_tune, step_seconds
-from tlzoo.training.loop import Diverged, Phase, TaskModel, release, reseed, run_phase
+from tlzoo.training.loop import Diverged, Phase, TaskModel, release, run_phase
 from tlzoo.training.strategies import FINE_TUNE, LORA, parameter_groups, trainable_groups
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,6 @@ class FineTunePhase:
                           eval_loaders={n: loaders[n] for n in loaders if n == "validation"}, epochs=epochs,
                           warmup_ratio=o.warmup_ratio, lr_scheduler_type=o.lr_scheduler_type,
                           find_learning_rate=given is None and attempt == 0, baseline=baseline, strategy=strategy)
-            reseed(o.seed)
             try:
                 state = run_phase(phase, self.settings, self.accelerator, resume=resume, order=1)
                 break

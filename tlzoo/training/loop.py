@@ -115,23 +115,13 @@ class LoopSettings:
     max_grad_norm: float | None = 1.0
     progress: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: every phase is seeded with it as it starts (:func:`run_phase`), so whatever ran before -- a feature
+    #: extraction that the cache made unnecessary, an earlier trial -- leaves no trace in its dropout and sampling
+    seed: int = 0
 
 
 #: Devices where torch's fused AdamW kernel runs (one kernel for all parameters: 4x faster steps on a CPU).
 FUSED_DEVICES = ("cpu", "cuda")
-
-
-def reseed(seed: int) -> None:
-    """Seed python, numpy and torch again at the start of a training phase.
-
-    Whatever ran before (a feature extraction that the cache made unnecessary, a range
-    test, an earlier trial) then leaves no trace in the phase's dropout and sampling: the
-    same seed trains the same model whether the features were computed or read from the
-    cache.
-    """
-    from accelerate.utils import set_seed
-
-    set_seed(seed)
 
 
 def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume: dict[str, Any] | None = None,
@@ -141,8 +131,10 @@ def run_phase(phase: Phase, settings: LoopSettings, accelerator: Any, *, resume:
     :param resume: the trainer state of a checkpoint of this phase, whose
         accelerate state has to be loaded after ``prepare``.
     """
+    from accelerate.utils import set_seed
     from transformers import get_scheduler
 
+    set_seed(settings.seed)  # the same seed trains the same model whether features were computed or cached
     fused = accelerator.device.type in FUSED_DEVICES
     model, train_loader = accelerator.prepare(phase.model, phase.train_loader)
     if phase.find_learning_rate and resume is None:

@@ -18,13 +18,12 @@ import logging
 import time
 from typing import Any
 
-import torch
 from torch import nn
 
 from tlzoo.data import column_values
 from tlzoo.heads import linear_layer
 from tlzoo.training.cross_check import wanted
-from tlzoo.training.loop import Phase, TaskModel, reseed, run_phase
+from tlzoo.training.loop import Phase, TaskModel, run_phase
 from tlzoo.training.strategies import PROBE, parameter_groups
 
 logger = logging.getLogger(__name__)
@@ -83,7 +82,6 @@ class ProbePhase:
                           train_loader=self.loader(data["train"], collate, batch, shuffle=True),
                           eval_loaders={n: loaders[n] for n in loaders if n == "validation"}, epochs=epochs,
                           lr_scheduler_type=o.lr_scheduler_type)
-            reseed(self.options.seed)
             run_phase(phase, self.settings, self.accelerator, resume=resume, order=0)
             if "validation" in loaders:
                 self.probe_validation = self._validation(model, loaders["validation"])
@@ -137,9 +135,7 @@ class ProbePhase:
         fit = fit_probe(train_x, train_y, task=t.task, num_labels=t.num_labels, val_x=val_x, val_y=val_y,
                         class_weights=self.class_weights if t.task == "single_label_classification" else None,
                         seed=self.options.seed, device=str(self.accelerator.device))
-        with torch.no_grad():
-            linear.weight.copy_(fit.linear.weight.to(linear.weight))
-            linear.bias.copy_(fit.linear.bias.to(linear.bias))
+        linear.load_state_dict(fit.linear.state_dict())  # copies into the head's own dtype and device
         if val_x is not None and wanted(self.options, t):  # kept only while a second opinion may be asked
             self.probe_arrays = {"train": (train_x, train_y), "validation": (val_x, val_y)}
         record: dict[str, Any] = {"phase": "linear_probe", "epoch": 1, "l2": fit.l2, "l2_selection": fit.selection}

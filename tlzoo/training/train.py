@@ -165,7 +165,7 @@ class _Run(ProbePhase, FineTunePhase):
             metrics=o.metrics, early_stopping=o.early_stopping, metric_for_best_model=o.metric_for_best_model,
             greater_is_better=greater,
             checkpoint_dir=output_dir / "checkpoints" if output_dir is not None and o.save_strategy == "epoch" else None,
-            save_total_limit=o.save_total_limit, max_grad_norm=o.max_grad_norm, progress=o.progress,
+            save_total_limit=o.save_total_limit, max_grad_norm=o.max_grad_norm, progress=o.progress, seed=o.seed,
         )
         self.class_weights = class_weights
         self.resume_state = _read_resume(find_checkpoint(o.resume_from, self.settings.checkpoint_dir)
